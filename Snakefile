@@ -1,0 +1,34 @@
+# kdprune: knowledge distillation with data pruning, reproduced claim by claim.
+#   snakemake all_figures                      everything the config asks for
+#   snakemake -n all_figures                   list the jobs, run nothing
+#   snakemake paper_figures/P1/P1-C1.md        one claim's table, and only what it needs
+#   snakemake --profile slurm all_figures      the same on a SLURM cluster (see docs/cluster.md)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all_figures,
+    runs_table,
+    all_runs,
+    claim,
+    figure,
+    ledger,
+
+
+rule all_figures:
+    input:
+        ledger=LEDGER,
+        tables=expand("paper_figures/{claim}.csv", claim=CLAIM_PATHS),
+        figures=expand("paper_figures/{claim}.png", claim=FIGURE_PATHS),
+        runs=f"{RESULTS}/runs.csv",
+    default_target: True

@@ -1,0 +1,118 @@
+"""`python -m kdprune <verb>`: what every workflow rule calls, with explicit paths."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def cmd_train(args) -> None:
+    from kdprune.jobs import run_training
+
+    run_training(json.loads(args.spec), Path(args.out_dir), args.teacher and Path(args.teacher), args.scores and Path(args.scores), log=_log)
+
+
+def cmd_score(args) -> None:
+    from kdprune.jobs import run_score
+
+    run_score(json.loads(args.spec), Path(args.out), log=_log)
+
+
+def cmd_runs(args) -> None:
+    from kdprune.report.runs import write_runs_table
+
+    write_runs_table([Path(p) for p in args.metrics], Path(args.out), scale=args.scale)
+
+
+def cmd_claim(args) -> None:
+    from kdprune.report.claims import evaluate_claim_files
+
+    evaluate_claim_files(json.loads(args.spec), Path(args.runs), Path(args.table), Path(args.verdict))
+
+
+def cmd_figure(args) -> None:
+    from kdprune.report.figures import draw_figure
+
+    draw_figure(json.loads(args.spec), Path(args.runs), Path(args.out))
+
+
+def cmd_ledger(args) -> None:
+    from kdprune.report.ledger import write_ledger
+
+    write_ledger([Path(p) for p in args.verdicts], Path(args.out_dir))
+
+
+def cmd_check_config(args) -> None:
+    from kdprune.config import load
+    from kdprune.grid import Grid
+
+    cfg = load(args.config)
+    grid = Grid.from_config(cfg)
+    print(f"config OK: scale {cfg['scale']}, {len(grid.teachers)} teachers, {len(grid.scores)} score jobs, {len(grid.students)} students")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kdprune", description=__doc__)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("train", help="train a teacher or a student")
+    p.add_argument("--spec", required=True, help="the job's spec, JSON")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--teacher", help="teacher model.pt (KD losses)")
+    p.add_argument("--scores", help="scores .npz (pruned subsets)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("score", help="compute a pruning score for every training sample")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--out", required=True, help=".npz with scores and labels")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("runs", help="collect metrics.json files into the runs table")
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.add_argument("metrics", nargs="+")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("claim", help="evaluate one claim on a runs table")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--runs", required=True)
+    p.add_argument("--table", required=True, help="comparison table .csv (a .md is written beside it)")
+    p.add_argument("--verdict", required=True, help="verdict .json")
+    p.set_defaults(func=cmd_claim)
+
+    p = sub.add_parser("figure", help="draw a claim's figure")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--runs", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("ledger", help="the claims ledger from verdict files")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("verdicts", nargs="+")
+    p.set_defaults(func=cmd_ledger)
+
+    p = sub.add_parser("check-config", help="validate config.yaml and count the grid's jobs")
+    p.add_argument("--config", default="config.yaml")
+    p.set_defaults(func=cmd_check_config)
+
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from kdprune.config import ConfigError
+    from kdprune.data import DatasetMissing
+    from kdprune.registry import UnknownName
+
+    try:
+        args.func(args)
+    except (ConfigError, DatasetMissing, UnknownName) as err:  # user errors: one line, no traceback
+        print(f"kdprune {args.verb}: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,163 @@
+"""Datasets behind a registry. Every dataset becomes uint8 NCHW tensors plus int64 labels, so the
+same training loop (and later the GPU-resident fast path) serves digits, npz files and CIFAR.
+
+A dataset spec is `name` or `name:argument` (e.g. `npz:../shared/data/cifar10_subset.npz`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdprune.registry import Registry
+
+
+class DatasetMissing(FileNotFoundError):
+    """The files of a dataset are not where they must be; the message says where to put them."""
+
+
+@dataclass
+class ImageData:
+    name: str
+    x_train: torch.Tensor  # uint8, N x C x H x W
+    y_train: torch.Tensor  # int64, N
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+    hflip: bool = True  # whether mirrored images are still images of their class
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.x_train.shape[-1]
+
+    @property
+    def crop_padding(self) -> int:
+        # CIFAR's pad-4 crop, scaled with the image: 32 -> 4, 8x8 digits -> 1.
+        return max(1, self.image_size // 8)
+
+    def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of the training images in [0, 1] units."""
+        x = self.x_train.double() / 255.0
+        return x.mean(dim=(0, 2, 3)).float(), x.std(dim=(0, 2, 3)).float()
+
+
+DATASETS: Registry = Registry("dataset")
+
+
+def _from_nhwc(name, x_train, y_train, x_test, y_test, classes) -> ImageData:
+    def images(x: np.ndarray) -> torch.Tensor:
+        x = np.asarray(x)
+        if x.ndim == 3:  # grey images without a channel axis
+            x = x[..., None]
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(torch.uint8)
+
+    def labels(y) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(y), dtype=torch.int64)
+
+    return ImageData(name, images(x_train), labels(y_train), images(x_test), labels(y_test), [str(c) for c in classes])
+
+
+@DATASETS.register("digits")
+def load_digits(data_root: Path, arg: str = "", download: bool = False) -> ImageData:
+    """scikit-learn's bundled 8x8 digits (1797 images, shipped with the package, no download).
+    Fixed split: every 4th image (index % 4 == 0) is the test set, the rest train."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 grey levels -> uint8
+    y = bunch.target.astype(np.int64)
+    test = np.arange(len(y)) % 4 == 0
+    data = _from_nhwc("digits", x[~test], y[~test], x[test], y[test], [str(i) for i in range(10)])
+    data.hflip = False  # a mirrored 2 or 5 is not a digit
+    return data
+
+
+@DATASETS.register("npz")
+def load_npz(data_root: Path, arg: str, download: bool = False) -> ImageData:
+    """Any .npz with x_train, y_train, x_test, y_test (uint8 NHWC or NHW images, integer labels)
+    and optionally `classes`. A relative path is taken from the working directory."""
+    path = Path(arg)
+    if not path.is_file():
+        raise DatasetMissing(
+            f"dataset npz:{arg}: file {path.resolve()} not found; give the path of an .npz with arrays "
+            "x_train, y_train, x_test, y_test (uint8 NHWC images, integer labels)"
+        )
+    with np.load(path, allow_pickle=False) as f:
+        missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
+        if missing:
+            raise DatasetMissing(f"dataset npz:{arg}: arrays {sorted(missing)} missing; found {sorted(f.files)}")
+        n_classes = int(max(f["y_train"].max(), f["y_test"].max())) + 1
+        classes = list(f["classes"]) if "classes" in f.files else [str(i) for i in range(n_classes)]
+        return _from_nhwc(f"npz:{arg}", f["x_train"], f["y_train"], f["x_test"], f["y_test"], classes)
+
+
+def _torchvision_cifar(cls_name: str, folder: str, archive: str):
+    def load(data_root: Path, arg: str = "", download: bool = True) -> ImageData:
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, cls_name)
+        root = Path(data_root)
+        try:
+            train = cls(root, train=True, download=False)
+            test = cls(root, train=False, download=False)
+        except RuntimeError:
+            if not download:
+                raise DatasetMissing(_where(cls_name, root, folder, archive)) from None
+            try:
+                train = cls(root, train=True, download=True)
+                test = cls(root, train=False, download=True)
+            except Exception as err:  # no network, proxy, disk ...
+                raise DatasetMissing(f"{_where(cls_name, root, folder, archive)} (download failed: {err})") from None
+        return _from_nhwc(cls_name.lower(), train.data, train.targets, test.data, test.targets, train.classes)
+
+    load.__doc__ = f"torchvision {cls_name}: read from data_root/{folder}, downloaded there when absent."
+    return load
+
+
+def _where(name: str, root: Path, folder: str, archive: str) -> str:
+    return (
+        f"dataset {name.lower()}: files not found under {root.resolve() / folder}; put the extracted "
+        f"{archive} there (data_root in config.yaml sets the folder), or allow the download"
+    )
+
+
+DATASETS.register("cifar10")(_torchvision_cifar("CIFAR10", "cifar-10-batches-py", "cifar-10-python.tar.gz"))
+DATASETS.register("cifar100")(_torchvision_cifar("CIFAR100", "cifar-100-python", "cifar-100-python.tar.gz"))
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    name, _, arg = spec.partition(":")
+    return name, arg
+
+
+def check_spec(spec: str) -> None:
+    """Raise UnknownName for a dataset spec whose name no loader has (no file access)."""
+    name, arg = split_spec(spec)
+    DATASETS.get(name)
+    if name == "npz" and not arg:
+        raise ValueError("dataset 'npz' needs a path: npz:<path to .npz>")
+
+
+def load_dataset(spec: str, data_root: str | Path = "data", download: bool = True) -> ImageData:
+    """Every loader takes (data_root, argument, download); local ones ignore what they do not need."""
+    name, arg = split_spec(spec)
+    return DATASETS.get(name)(Path(data_root), arg, download=download)
+
+
+def dataset_slug(spec: str) -> str:
+    """A path-safe name for a dataset spec: `npz:../x/cifar10_subset.npz` -> `npz-cifar10_subset`."""
+    name, arg = split_spec(spec)
+    if not arg:
+        return name
+    return f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(arg).stem)}"

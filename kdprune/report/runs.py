@@ -1,0 +1,35 @@
+"""metrics.json files -> the tidy runs table: one row per run, every axis and metric, the settings
+hash and the code revision."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kdprune.io import atomic_path, read_json
+
+METRIC_COLUMNS = [
+    "final_acc", "best_acc", "best_epoch", "epochs", "subset_size", "wall_seconds", "train_seconds",
+    "train_images_per_s", "settings_hash", "code_rev", "device", "torch",
+]
+TIMING_COLUMNS = ["wall_seconds", "train_seconds", "train_images_per_s"]  # vary between identical runs
+
+
+def runs_frame(metrics_paths: list[Path], scale: str) -> pd.DataFrame:
+    rows = []
+    for path in metrics_paths:
+        m = read_json(path)
+        row = {"scale": scale, **m["spec"]["axes"], **{c: m.get(c) for c in METRIC_COLUMNS}, "run_dir": str(Path(path).parent)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_runs_table(metrics_paths: list[Path], out: Path, scale: str) -> pd.DataFrame:
+    df = runs_frame(metrics_paths, scale)
+    with atomic_path(out) as tmp:
+        df.to_csv(tmp, index=False)
+    return df
+
+
+def read_runs_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path)

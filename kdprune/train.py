@@ -1,0 +1,208 @@
+"""The one training loop: CE or any registered loss (KD from a frozen teacher), on a subset given as
+indices, SGD + momentum + weight decay with a step or cosine schedule, crop + flip augmentation.
+Checkpoints every epoch (atomically) and resumes from the checkpoint when re-run with the same
+settings, so a preempted or requeued job continues instead of starting over."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from kdprune.augment import random_crop_flip
+from kdprune.data import ImageData
+from kdprune.io import save_torch
+from kdprune.registry import Registry
+
+SCHEDULES: Registry = Registry("schedule")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "step"
+    milestones: tuple[int, ...] = field(default=())  # step schedule: epochs where lr *= gamma
+    gamma: float = 0.1
+    eval_batch_size: int = 1024
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        d = dict(d)
+        d["milestones"] = tuple(d.get("milestones", ()))
+        return cls(**d)
+
+    def lr_at(self, epoch_progress: float) -> float:
+        """Learning rate after `epoch_progress` epochs (fractional: schedules move per step)."""
+        return self.lr * SCHEDULES.get(self.schedule)(self, epoch_progress)
+
+
+@SCHEDULES.register("step")
+def step_schedule(recipe: Recipe, progress: float) -> float:
+    return recipe.gamma ** sum(progress >= m for m in recipe.milestones)
+
+
+@SCHEDULES.register("cosine")
+def cosine_schedule(recipe: Recipe, progress: float) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress / recipe.epochs, 1.0)))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, device: torch.device) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+class Normalizer(nn.Module):
+    """uint8 images -> float, standardised by the training set's channel mean and std."""
+
+    def __init__(self, data: ImageData):
+        super().__init__()
+        mean, std = data.channel_stats()
+        self.register_buffer("mean", (mean * 255.0).view(1, -1, 1, 1))
+        self.register_buffer("std", (std * 255.0).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) / self.std
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, normalize: Normalizer, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
+    model.eval()
+    out = [model(normalize(x[i : i + batch_size].to(device))).float().cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: Normalizer, device: torch.device, batch_size: int = 1024) -> float:
+    return (predict_logits(model, x, normalize, device, batch_size).argmax(1) == y).float().mean().item()
+
+
+def _batches(n: int, batch_size: int) -> list[slice]:
+    # A trailing batch of one sample would break BatchNorm in training mode: fold it away.
+    edges = list(range(0, n, batch_size)) + [n]
+    if len(edges) > 2 and edges[-1] - edges[-2] == 1:
+        edges.pop(-2)
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def fit(
+    model: nn.Module,
+    data: ImageData,
+    indices: np.ndarray,
+    recipe: Recipe,
+    objective: Callable,
+    *,
+    seed: int,
+    device: torch.device,
+    teacher: nn.Module | None = None,
+    checkpoint: Path | None = None,
+    run_hash: str = "",
+    stop_epoch: int | None = None,
+    label: str = "train",
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train `model` in place on data.x_train[indices]; returns the history and summary metrics.
+    `stop_epoch` ends training early on the schedule of `recipe.epochs` (early-epoch scores)."""
+    normalize = Normalizer(data).to(device)
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device).eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+    last_epoch = min(stop_epoch or recipe.epochs, recipe.epochs)
+    history: list[dict] = []
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state.get("run_hash") == run_hash:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            history, start_epoch = state["history"], state["epoch"]
+            log(f"[{label}] resuming from {checkpoint} at epoch {start_epoch}")
+        else:
+            log(f"[{label}] ignoring {checkpoint}: written for other settings")
+
+    batches = _batches(len(indices), recipe.batch_size)
+    train_seconds = sum(h["train_seconds"] for h in history)
+    epoch_seconds = sum(h["epoch_seconds"] for h in history)
+    for epoch in range(start_epoch, last_epoch):
+        t0 = time.perf_counter()
+        model.train()
+        # One generator per epoch, derived from (seed, epoch): a resumed run draws the same batches.
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = indices[torch.randperm(len(indices), generator=gen)]
+        sums: dict[str, torch.Tensor] = {}  # kept on the device: no sync per step
+        for step, part in enumerate(batches):
+            idx = order[part]
+            x = random_crop_flip(data.x_train[idx], data.crop_padding, gen, data.hflip).to(device, non_blocking=True)
+            y = data.y_train[idx].to(device, non_blocking=True)
+            lr = recipe.lr_at(epoch + step / len(batches))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = normalize(x)
+            teacher_logits = None
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = teacher(x)
+            terms = objective(model(x), y, teacher_logits)
+            loss = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for name, value in {"loss": loss, **terms}.items():
+                sums[name] = sums.get(name, 0.0) + value.detach() * len(idx)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t_train = time.perf_counter() - t0
+        acc = accuracy(model, data.x_test, data.y_test, normalize, device, recipe.eval_batch_size)
+        record = {k: float(v) / len(indices) for k, v in sums.items()}
+        record.update(epoch=epoch + 1, test_acc=acc, lr=lr, train_seconds=t_train, epoch_seconds=time.perf_counter() - t0)
+        history.append(record)
+        train_seconds += t_train
+        epoch_seconds += record["epoch_seconds"]
+        best = max(h["test_acc"] for h in history)
+        eta = epoch_seconds / (epoch + 1 - start_epoch) * (last_epoch - epoch - 1) if epoch >= start_epoch else 0.0
+        terms_txt = ", ".join(f"{k} {record[k]:.4f}" for k in terms)
+        log(
+            f"[{label}] epoch {epoch + 1:>3}/{last_epoch} | loss {record['loss']:.4f} ({terms_txt}) | "
+            f"acc {100 * acc:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g} | "
+            f"{len(indices) / t_train:,.0f} img/s | ETA {_clock(eta)}"
+        )
+        if checkpoint is not None:
+            save_torch(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history, "run_hash": run_hash})
+
+    best_epoch = max(range(len(history)), key=lambda i: history[i]["test_acc"]) if history else -1
+    return {
+        "history": history,
+        "final_acc": history[-1]["test_acc"] if history else float("nan"),
+        "best_acc": history[best_epoch]["test_acc"] if history else float("nan"),
+        "best_epoch": best_epoch + 1,
+        "epochs": last_epoch,
+        "n_train": len(indices),
+        "train_seconds": train_seconds,
+        "train_images_per_s": len(indices) * len(history) / train_seconds if train_seconds else float("nan"),
+        "recipe": asdict(recipe),
+    }
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,252 @@
+"""Snakemake executor plugin that submits jobs through submitit (SLURM, or local processes).
+
+Selected with `executor: submitit` in a profile (or `--executor submitit`); settings are the
+`--submitit-*` options below. Each Snakemake job (or group job) becomes one submitit job that
+runs the job's `snakemake --mode remote` command; see docs/cluster.md.
+"""
+
+# No `from __future__ import annotations`: Snakemake builds the --submitit-* options from
+# the dataclass field types, which must be real types, not strings.
+import shutil
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import submitit
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
+from submitit.core.utils import pickle_load
+
+from . import status
+from .command import ShellCommand
+from .resources import SLURM_ONLY, local_parameters, slurm_parameters
+
+
+@dataclass
+class ExecutorSettings(ExecutorSettingsBase):
+    cluster: str = field(
+        default="slurm",
+        metadata={
+            "help": "Where submitit runs jobs: 'slurm' (sbatch) or 'local' (processes on this "
+            "machine, same code path; for tests and machines without SLURM).",
+            "choices": ["slurm", "local"],
+        },
+    )
+    gpu_request: str = field(
+        default="gpus",
+        metadata={
+            "help": "How the 'gpu' resource (and 'gpu_model') is requested: 'gpus' = "
+            "--gpus=[model:]N, 'gres' = --gres=gpu:[model:]N (older sites).",
+            "choices": ["gpus", "gres"],
+        },
+    )
+    status_command: str = field(
+        default="sacct",
+        metadata={
+            "help": "Job-state query, one call per polling round for all jobs: 'sacct' "
+            "(needs accounting; falls back to squeue for the rest of the run if it fails) "
+            "or 'squeue'.",
+            "choices": ["sacct", "squeue"],
+        },
+    )
+    max_num_timeout: int = field(
+        default=3,
+        metadata={
+            "help": "How often submitit requeues a job that reached its time limit (the job "
+            "resumes from its own checkpoint). Preemptions do not count.",
+        },
+    )
+    signal_delay_s: int = field(
+        default=90,
+        metadata={
+            "help": "Seconds before the time limit at which SLURM signals the job, so submitit "
+            "can requeue it before it is killed.",
+        },
+    )
+
+
+common_settings = CommonSettings(
+    non_local_exec=True,
+    implies_no_shared_fs=False,  # submitit's folder must be on a shared file system anyway
+    job_deploy_sources=False,
+    pass_default_storage_provider_args=True,
+    pass_default_resources_args=True,
+    pass_envvar_declarations_to_cmd=True,  # --envvars still work where sbatch --export=NONE
+    auto_deploy_default_storage_provider=False,
+    init_seconds_before_status_checks=0,  # a round costs one query, whatever the job count
+    pass_group_args=True,
+)
+
+
+class Executor(RemoteExecutor):
+    def __post_init__(self) -> None:
+        self.settings: ExecutorSettings = self.workflow.executor_settings
+        self.local = self.settings.cluster == "local"
+        if not self.local and shutil.which("sbatch") is None:
+            raise WorkflowError(
+                "--submitit-cluster slurm needs sbatch on PATH (use --submitit-cluster local "
+                "to run the jobs as processes on this machine)."
+            )
+        # A fresh folder per run: job ids restart when a cluster's state is wiped, and a
+        # reused folder would hand back an old job's result under the same id.
+        self.run_uuid = uuid.uuid4().hex
+        self.folder = Path(".snakemake", "submitit", self.run_uuid).absolute()
+        self.status_command = self.settings.status_command
+        self.status_rounds = 0
+        self.status_queries: Counter[str] = Counter()
+        self.n_submitted = 0
+        # Submitted and not yet finished. RemoteExecutor empties active_jobs while a polling
+        # round runs, so cancelling from that list alone could miss the jobs being polled.
+        self.unfinished: dict[str, SubmittedJobInfo] = {}
+        self.logger.info(f"submitit ({self.settings.cluster}): job files and logs in {self.folder}")
+
+    # --- submission -------------------------------------------------------------------
+    def run_job(self, job: JobExecutorInterface) -> None:
+        name = self.get_jobname(job).removesuffix(".sh")
+        executor = self._submitit_executor(job, name)
+        try:
+            submitted = executor.submit(ShellCommand(self.format_job_exec(job)))
+        except Exception as error:  # sbatch rejected it: a profile error, retrying won't help
+            raise WorkflowError(f"Submitting {name} failed: {error}") from error
+        info = SubmittedJobInfo(job, external_jobid=submitted.job_id, aux={"submitit": submitted})
+        with self.lock:
+            self.unfinished[submitted.job_id] = info
+        self.n_submitted += 1
+        self.logger.info(
+            f"Job {job.jobid} submitted as {self.settings.cluster} job {submitted.job_id} "
+            f"(log: {submitted.paths.stderr})"
+        )
+        self.report_job_submission(info)
+
+    def _submitit_executor(self, job: JobExecutorInterface, name: str) -> Any:
+        # A new executor per job: submitit's parameters accumulate across update_parameters
+        # calls, so one shared executor would carry a GPU job's request into the next job.
+        resources = job.resources
+        options = {"max_num_timeout": self.settings.max_num_timeout}
+        if self.local:
+            ignored = [r for r in SLURM_ONLY if resources.get(r)]
+            if ignored:
+                self.logger.debug(f"{name}: local cluster ignores {', '.join(ignored)}")
+            executor = submitit.LocalExecutor(self.folder, **options)
+            executor.update_parameters(
+                **local_parameters(resources, name), signal_delay_s=self.settings.signal_delay_s
+            )
+            return executor
+        executor = submitit.SlurmExecutor(self.folder, **options)
+        executor.update_parameters(
+            **slurm_parameters(
+                resources,
+                threads=job.threads,
+                job_name=name,
+                gpu_request=self.settings.gpu_request,
+                comment=f"snakemake run {self.run_uuid}",
+            ),
+            signal_delay_s=self.settings.signal_delay_s,
+        )
+        return executor
+
+    # --- status -----------------------------------------------------------------------
+    async def check_active_jobs(
+        self, active_jobs: list[SubmittedJobInfo]
+    ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        if not active_jobs:
+            return
+        async with self.status_rate_limiter:
+            states = self._query_states(active_jobs)
+        for info in active_jobs:
+            state = states.get(info.external_jobid)  # None: not yet in the accounting database
+            if state in (status.GONE, "FINISHED"):
+                state = self._state_from_result(info)
+            if not status.is_finished(state):
+                yield info
+                continue
+            with self.lock:
+                self.unfinished.pop(info.external_jobid, None)
+            if state == status.SUCCESS:
+                self.report_job_success(info)
+            else:
+                paths = info.aux["submitit"].paths
+                self.report_job_error(
+                    info,
+                    msg=self._failure_message(info, state),
+                    aux_logs=[str(paths.stderr), str(paths.stdout)],
+                )
+
+    def _query_states(self, active_jobs: list[SubmittedJobInfo]) -> dict[str, str]:
+        self.status_rounds += 1
+        if self.local:  # process states, no scheduler to ask
+            return {i.external_jobid: _local_state(i.aux["submitit"]) for i in active_jobs}
+        ids = [i.external_jobid for i in active_jobs]
+        if self.status_command == "sacct":
+            self.status_queries["sacct"] += 1
+            try:
+                return self._log_round(status.sacct_states(ids), "sacct")
+            except status.StatusQueryError as error:
+                self.logger.warning(f"{error}; polling with squeue from now on")
+                self.status_command = "squeue"
+        self.status_queries["squeue"] += 1
+        try:
+            return self._log_round(status.squeue_states(ids), "squeue")
+        except status.StatusQueryError as error:  # transient: try again next round
+            self.logger.warning(str(error))
+            return {}
+
+    def _log_round(self, states: dict[str, str], command: str) -> dict[str, str]:
+        self.logger.debug(
+            f"submitit status round {self.status_rounds}: 1 {command} call for {len(states)} jobs"
+        )
+        return states
+
+    @staticmethod
+    def _state_from_result(info: SubmittedJobInfo) -> str:
+        """COMPLETED or FAILED from the result file submitit writes when the callable ends."""
+        result = info.aux["submitit"].paths.result_pickle
+        if result.exists() and pickle_load(result)[0] == "success":
+            return status.SUCCESS
+        return "FAILED"
+
+    def _failure_message(self, info: SubmittedJobInfo, state: str | None) -> str:
+        paths = info.aux["submitit"].paths
+        lines = [
+            f"{self.settings.cluster} job {info.external_jobid} ended in state {state}.",
+            f"submitit stderr: {paths.stderr}",
+            f"submitit stdout: {paths.stdout}",
+        ]
+        if paths.stderr.exists():
+            tail = paths.stderr.read_text(errors="replace").splitlines()[-15:]
+            lines += ["Last lines of its stderr:", *(f"    {line}" for line in tail)]
+        return "\n".join(lines) + "\n"
+
+    # --- cancellation and shutdown ----------------------------------------------------
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        with self.lock:
+            jobs = {i.external_jobid: i for i in [*active_jobs, *self.unfinished.values()]}
+        if not jobs:
+            return
+        if self.local:
+            for info in jobs.values():
+                info.aux["submitit"].cancel(check=False)
+        else:  # one scancel for all, as for polling
+            subprocess.run(["scancel", *jobs], check=False)
+        self.logger.info(f"submitit: cancelled {len(jobs)} job(s): {' '.join(jobs)}")
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        queries = ", ".join(f"{n} {cmd}" for cmd, n in sorted(self.status_queries.items()))
+        self.logger.info(
+            f"submitit: {self.n_submitted} jobs submitted, {self.status_rounds} status rounds, "
+            f"status queries: {queries or 'none'}"
+        )
+
+
+def _local_state(job: Any) -> str:
+    """LocalJob process state in SLURM's words; FINISHED is resolved from the result file."""
+    state = job.get_info()["jobState"]
+    return {"RUNNING": "RUNNING", "INTERRUPTED": "CANCELLED"}.get(state, "FINISHED")

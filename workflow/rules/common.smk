@@ -1,0 +1,43 @@
+# Config -> validated settings -> the grid of jobs. Everything below is plain Python from the
+# kdprune package; the rules only map paths to jobs.
+import json
+import os
+
+from snakemake.utils import validate
+
+from kdprune.config import ConfigError, resolve
+from kdprune.grid import Grid
+from kdprune.jobs import score_spec, student_spec, teacher_spec
+from kdprune.report.claims import claim_spec
+
+try:
+    CFG = resolve(config)
+except ConfigError as err:
+    raise SystemExit(f"kdprune: {err}")
+validate(CFG, "../schemas/config.schema.yaml")  # the same schema, as Snakemake's own check
+
+SCALE = CFG["scale"]
+RESULTS = f"results/{SCALE}"
+GRID = Grid.from_config(CFG)
+TEACHERS = {t.dir: t for t in GRID.teachers}
+SCORE_JOBS = {s.path: s for s in GRID.scores}
+STUDENTS = {s.dir: s for s in GRID.students}
+CLAIM_PATHS = [f"{c['paper']}/{cid}" for cid, c in CFG["claims"].items()]
+FIGURE_PATHS = [f"{c['paper']}/{cid}" for cid, c in CFG["claims"].items() if "figure" in c]
+LEDGER = multiext("paper_figures/claims", ".md", ".csv", ".json")
+
+
+wildcard_constraints:
+    dataset=r"[^/]+",
+    key=r"[^/]+",
+    experiment=r"[^/]+",
+    paper=r"[^/]+",
+    claim=r"[^/]+",
+
+
+def as_json(obj):
+    return json.dumps(obj, sort_keys=True)
+
+
+def run_dir(output_path):
+    return os.path.dirname(output_path)

@@ -1,0 +1,67 @@
+# Compute jobs: teachers, pruning scores, students. Resources (GPUs, memory, runtime) live in the
+# profiles, not here; each rule only says what it reads and writes.
+
+
+rule teacher:
+    output:
+        model=f"{RESULTS}/{{dataset}}/teachers/{{key}}/model.pt",
+        metrics=f"{RESULTS}/{{dataset}}/teachers/{{key}}/metrics.json",
+    log:
+        f"{RESULTS}/{{dataset}}/teachers/{{key}}/train.log",
+    params:
+        spec=lambda w: as_json(teacher_spec(CFG, TEACHERS[f"{w.dataset}/teachers/{w.key}"])),
+        out_dir=lambda w, output: run_dir(output.model),
+    threads: 1
+    shell:
+        "python -m kdprune --threads {threads} train --spec {params.spec:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule score:
+    output:
+        scores=f"{RESULTS}/{{dataset}}/scores/{{key}}.npz",
+        meta=f"{RESULTS}/{{dataset}}/scores/{{key}}.json",
+    log:
+        f"{RESULTS}/{{dataset}}/scores/{{key}}.log",
+    params:
+        spec=lambda w: as_json(score_spec(CFG, SCORE_JOBS[f"{w.dataset}/scores/{w.key}.npz"])),
+    threads: 1
+    shell:
+        "python -m kdprune --threads {threads} score --spec {params.spec:q} --out {output.scores:q} > {log:q} 2>&1"
+
+
+def student_job(wildcards):
+    return STUDENTS[f"{wildcards.dataset}/students/{wildcards.run}"]
+
+
+def student_inputs(wildcards):
+    job = student_job(wildcards)
+    inputs = {}
+    if job.teacher is not None:
+        inputs["teacher"] = f"{RESULTS}/{job.teacher.dir}/model.pt"
+    if job.score is not None:
+        inputs["scores"] = f"{RESULTS}/{job.score.path}"
+    return inputs
+
+
+def student_args(wildcards, input):
+    return " ".join(f"--{name} {path}" for name, path in input.items())
+
+
+rule student:
+    input:
+        unpack(student_inputs),
+    output:
+        model=f"{RESULTS}/{{dataset}}/students/{{run}}/model.pt",
+        metrics=f"{RESULTS}/{{dataset}}/students/{{run}}/metrics.json",
+    log:
+        f"{RESULTS}/{{dataset}}/students/{{run}}/train.log",
+    wildcard_constraints:
+        run=r".+",
+    params:
+        spec=lambda w: as_json(student_spec(CFG, student_job(w))),
+        inputs=student_args,
+        out_dir=lambda w, output: run_dir(output.model),
+    threads: 1
+    shell:
+        "python -m kdprune --threads {threads} train --spec {params.spec:q} {params.inputs} "
+        "--out-dir {params.out_dir:q} > {log:q} 2>&1"
