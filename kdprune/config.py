@@ -35,8 +35,10 @@ def load_yaml(path: str | Path) -> dict:
         return yaml.safe_load(f)
 
 
-def resolve(raw: dict, schema: dict | None = None) -> dict:
-    """Validate `raw` under every preset, then return it merged with the chosen one."""
+def resolve(raw: dict, overrides: dict | None = None, schema: dict | None = None) -> dict:
+    """Validate `raw` under every preset, then return it merged with the chosen one. `overrides`
+    (command-line `--config key=value` pairs) win over the preset, which wins over the file."""
+    overrides = dict(overrides or {})
     schema = schema if schema is not None else load_yaml(SCHEMA_PATH)
     presets = raw.get("presets")
     if not isinstance(presets, dict) or not presets:
@@ -46,14 +48,14 @@ def resolve(raw: dict, schema: dict | None = None) -> dict:
         raise ConfigError(f"config: scale = {scale!r} is not allowed: one of {', '.join(presets)}")
     # Every preset is checked, not only the chosen one: a typo in `paper` fails on the laptop.
     for name in [scale, *(p for p in presets if p != scale)]:
-        merged = deep_merge(raw, presets[name] or {})
+        merged = deep_merge(deep_merge(raw, presets[name] or {}), overrides)
         try:
             _check_schema(merged, schema)
             _check_names(merged)
         except ConfigError as err:
             where = "" if name == scale else f" (with preset {name!r})"
             raise ConfigError(f"{err}{where}") from None
-    return deep_merge(raw, presets[scale] or {})
+    return deep_merge(deep_merge(raw, presets[scale] or {}), overrides)
 
 
 def _key(path) -> str:
@@ -136,8 +138,5 @@ def _check_names(cfg: dict) -> None:
 
 
 def load(path: str | Path = "config.yaml", overrides: dict | None = None) -> dict:
-    """Read, merge command-line style overrides, resolve and validate."""
-    raw = load_yaml(path)
-    if overrides:
-        raw = deep_merge(raw, overrides)
-    return resolve(raw)
+    """Read, resolve and validate; `overrides` as with Snakemake's --config."""
+    return resolve(load_yaml(path), overrides)

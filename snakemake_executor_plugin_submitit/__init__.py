@@ -85,6 +85,10 @@ common_settings = CommonSettings(
 )
 
 
+# submitit's log line before the traceback of a failed callable
+_SUBMITIT_ERROR = "Submitted job triggered an exception"
+
+
 class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         self.settings: ExecutorSettings = self.workflow.executor_settings
@@ -220,7 +224,12 @@ class Executor(RemoteExecutor):
             f"submitit stdout: {paths.stdout}",
         ]
         if paths.stderr.exists():
-            tail = paths.stderr.read_text(errors="replace").splitlines()[-15:]
+            # The end of the job's own output: what precedes submitit's traceback of it.
+            text = paths.stderr.read_text(errors="replace")
+            own = text.split(_SUBMITIT_ERROR)[0].splitlines()
+            if _SUBMITIT_ERROR in text:
+                own.pop()  # the start of submitit's "submitit ERROR (time) - ..." line
+            tail = [line for line in own if line.strip()][-25:]
             lines += ["Last lines of its stderr:", *(f"    {line}" for line in tail)]
         return "\n".join(lines) + "\n"
 

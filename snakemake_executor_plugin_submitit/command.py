@@ -12,6 +12,10 @@ from submitit.core.job_environment import JobEnvironment
 from submitit.core.utils import DelayedSubmission
 
 
+class CommandFailed(RuntimeError):
+    """The job's command exited non-zero (its own output is in the job's log)."""
+
+
 @dataclass(frozen=True)
 class ShellCommand:
     """Runs `command` (a `snakemake --mode remote ...` line) and fails when it fails.
@@ -39,7 +43,7 @@ class ShellCommand:
             _stop_group(proc, self.grace_s)
             raise
         if returncode != 0:
-            raise subprocess.CalledProcessError(returncode, self.command)
+            raise CommandFailed(f"the Snakemake job command exited with status {returncode}")
 
     def checkpoint(self) -> DelayedSubmission:
         """Resubmit unchanged: the command itself knows how to resume."""

@@ -15,15 +15,18 @@
 #                       jobs run at once on a 2-core CI machine (e.g. 8)
 #   FAKE_GPUS=4         fake GPUs (GRES gpu backed by /dev/null symlinks); 0 = none
 #   FAKE_GPU_TYPE=fake  GRES type of the fake GPUs ("" = untyped)
-#   CRED_EXPIRE=10      seconds a requeued job waits before it is eligible again (SLURM's
+#   CRED_EXPIRE=5       seconds a requeued job waits before it is eligible again (SLURM's
 #                       default is 120, which would make every requeue test wait 2 minutes)
 #   STATE=/run/kdprune-test-cluster.pids   pid files of the daemons this script started
+# Scheduling is tuned for tests: batch_sched_delay=0,sched_min_interval=0 start a job within
+# 1 s of sbatch (3 s otherwise); sched_interval=2,bf_interval=2 start a requeued job ~2 s after
+# it becomes eligible (the periodic loops run every 60/30 s by default).
 set -euo pipefail
 WITH_ACCOUNTING="${WITH_ACCOUNTING:-1}"
 SLURM_CPUS="${SLURM_CPUS:-}"
 FAKE_GPUS="${FAKE_GPUS:-4}"
 FAKE_GPU_TYPE="${FAKE_GPU_TYPE-fake}"
-CRED_EXPIRE="${CRED_EXPIRE:-10}"
+CRED_EXPIRE="${CRED_EXPIRE:-5}"
 STATE="${STATE:-/run/kdprune-test-cluster.pids}"
 export DEBIAN_FRONTEND=noninteractive
 
@@ -139,7 +142,7 @@ SlurmdLogFile=/var/log/slurm/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=2,bf_interval=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024

@@ -11,7 +11,9 @@ from kdprune.jobs import score_spec, student_spec, teacher_spec
 from kdprune.report.claims import claim_spec
 
 try:
-    CFG = resolve(config)
+    # --config key=value pairs win over the chosen preset (they are already merged into `config`,
+    # but the preset is merged after them).
+    CFG = resolve(config, workflow.config_settings.config)
 except ConfigError as err:
     raise SystemExit(f"kdprune: {err}")
 validate(CFG, "../schemas/config.schema.yaml")  # the same schema, as Snakemake's own check
@@ -24,7 +26,7 @@ SCORE_JOBS = {s.path: s for s in GRID.scores}
 STUDENTS = {s.dir: s for s in GRID.students}
 CLAIM_PATHS = [f"{c['paper']}/{cid}" for cid, c in CFG["claims"].items()]
 FIGURE_PATHS = [f"{c['paper']}/{cid}" for cid, c in CFG["claims"].items() if "figure" in c]
-LEDGER = multiext("paper_figures/claims", ".md", ".csv", ".json")
+LEDGER = [f"paper_figures/claims.{ext}" for ext in ("md", "csv", "json")]
 
 
 wildcard_constraints:
@@ -41,3 +43,29 @@ def as_json(obj):
 
 def run_dir(output_path):
     return os.path.dirname(output_path)
+
+
+def student_job(wildcards):
+    return STUDENTS[f"{wildcards.dataset}/students/{wildcards.run}"]
+
+
+def student_inputs(wildcards):
+    job = student_job(wildcards)
+    inputs = {}
+    if job.teacher is not None:
+        inputs["teacher"] = f"{RESULTS}/{job.teacher.dir}/model.pt"
+    if job.score is not None:
+        inputs["scores"] = f"{RESULTS}/{job.score.path}"
+    return inputs
+
+
+def student_args(wildcards, input):
+    return " ".join(f"--{name} {path}" for name, path in input.items())
+
+
+def experiment_metrics(experiment):
+    return [f"{RESULTS}/{job.dir}/metrics.json" for job in GRID.experiments[experiment]]
+
+
+def claim_runs(wildcards):
+    return f"{RESULTS}/runs/{CFG['claims'][wildcards.claim]['experiment']}.csv"

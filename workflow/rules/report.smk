@@ -1,10 +1,6 @@
 # Aggregation: runs tables, one table + one figure per claim, the claims ledger. Cheap, local.
 
 
-def experiment_metrics(experiment):
-    return [f"{RESULTS}/{job.dir}/metrics.json" for job in GRID.experiments[experiment]]
-
-
 rule runs_table:
     input:
         lambda w: experiment_metrics(w.experiment),
@@ -12,8 +8,12 @@ rule runs_table:
         f"{RESULTS}/runs/{{experiment}}.csv",
     log:
         f"{RESULTS}/logs/runs_table/{{experiment}}.log",
+    params:
+        scale=SCALE,
+    conda:
+        "../envs/kdprune.yaml"
     shell:
-        "python -m kdprune runs --scale {SCALE} --out {output:q} {input:q} > {log:q} 2>&1"
+        "python -m kdprune runs --scale {params.scale} --out {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule all_runs:
@@ -24,12 +24,12 @@ rule all_runs:
         report(f"{RESULTS}/runs.csv", category="Runs", caption="../report/runs.rst"),
     log:
         f"{RESULTS}/logs/all_runs.log",
+    params:
+        scale=SCALE,
+    conda:
+        "../envs/kdprune.yaml"
     shell:
-        "python -m kdprune runs --scale {SCALE} --out {output:q} {input:q} > {log:q} 2>&1"
-
-
-def claim_runs(wildcards):
-    return f"{RESULTS}/runs/{CFG['claims'][wildcards.claim]['experiment']}.csv"
+        "python -m kdprune runs --scale {params.scale} --out {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule claim:
@@ -43,6 +43,8 @@ rule claim:
         f"{RESULTS}/logs/claim/{{paper}}/{{claim}}.log",
     params:
         spec=lambda w: as_json(claim_spec(CFG, w.claim)),
+    conda:
+        "../envs/kdprune.yaml"
     shell:
         "python -m kdprune claim --spec {params.spec:q} --runs {input.runs:q} --table {output.table:q} "
         "--verdict {output.verdict:q} > {log:q} 2>&1"
@@ -57,6 +59,8 @@ rule figure:
         f"{RESULTS}/logs/figure/{{paper}}/{{claim}}.log",
     params:
         spec=lambda w: as_json(claim_spec(CFG, w.claim)),
+    conda:
+        "../envs/kdprune.yaml"
     shell:
         "python -m kdprune figure --spec {params.spec:q} --runs {input.runs:q} --out {output:q} > {log:q} 2>&1"
 
@@ -70,5 +74,7 @@ rule ledger:
         LEDGER[2],
     log:
         f"{RESULTS}/logs/ledger.log",
+    conda:
+        "../envs/kdprune.yaml"
     shell:
         "python -m kdprune ledger --out-dir paper_figures {input:q} > {log:q} 2>&1"

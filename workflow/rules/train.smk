@@ -12,6 +12,8 @@ rule teacher:
         spec=lambda w: as_json(teacher_spec(CFG, TEACHERS[f"{w.dataset}/teachers/{w.key}"])),
         out_dir=lambda w, output: run_dir(output.model),
     threads: 1
+    conda:
+        "../envs/kdprune.yaml"
     shell:
         "python -m kdprune --threads {threads} train --spec {params.spec:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
@@ -25,26 +27,10 @@ rule score:
     params:
         spec=lambda w: as_json(score_spec(CFG, SCORE_JOBS[f"{w.dataset}/scores/{w.key}.npz"])),
     threads: 1
+    conda:
+        "../envs/kdprune.yaml"
     shell:
         "python -m kdprune --threads {threads} score --spec {params.spec:q} --out {output.scores:q} > {log:q} 2>&1"
-
-
-def student_job(wildcards):
-    return STUDENTS[f"{wildcards.dataset}/students/{wildcards.run}"]
-
-
-def student_inputs(wildcards):
-    job = student_job(wildcards)
-    inputs = {}
-    if job.teacher is not None:
-        inputs["teacher"] = f"{RESULTS}/{job.teacher.dir}/model.pt"
-    if job.score is not None:
-        inputs["scores"] = f"{RESULTS}/{job.score.path}"
-    return inputs
-
-
-def student_args(wildcards, input):
-    return " ".join(f"--{name} {path}" for name, path in input.items())
 
 
 rule student:
@@ -62,6 +48,8 @@ rule student:
         inputs=student_args,
         out_dir=lambda w, output: run_dir(output.model),
     threads: 1
+    conda:
+        "../envs/kdprune.yaml"
     shell:
         "python -m kdprune --threads {threads} train --spec {params.spec:q} {params.inputs} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"

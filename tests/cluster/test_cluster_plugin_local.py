@@ -1,0 +1,111 @@
+"""The submitit executor plugin end to end with `--submitit-cluster local` (no SLURM): the same
+submission, polling, failure and retry code as on a cluster, with processes on this machine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cluster_helpers import Background, run_snakemake, write_workflow
+
+LOCAL = ("--executor", "submitit", "--submitit-cluster", "local", "--jobs", "4",
+         "--seconds-between-status-checks", "1", "--default-resources", "runtime=5")
+
+WORK = """
+rule all:
+    input: expand("out/{i}.txt", i=range(3))
+
+rule work:
+    output: "out/{i}.txt"
+    shell: "echo {wildcards.i} > {output}"
+"""
+
+
+def test_jobs_run_and_outputs_appear(tmp_path: Path) -> None:
+    run = run_snakemake(write_workflow(tmp_path, WORK), *LOCAL)
+    assert run.returncode == 0, run.output
+    assert [(tmp_path / f"out/{i}.txt").read_text() for i in range(3)] == ["0\n", "1\n", "2\n"]
+    assert len(run.job_ids) == 3
+    # each run gets its own submitit folder (stale results of an old run are never read)
+    (folder,) = (tmp_path / ".snakemake/submitit").iterdir()
+    assert len(list(folder.glob("*_result.pkl"))) == 3
+
+
+def test_failure_is_reported_with_state_and_log(tmp_path: Path) -> None:
+    write_workflow(
+        tmp_path,
+        """
+        rule broken:
+            output: "never.txt"
+            shell: "echo boom-from-the-rule >&2; exit 3"
+        """,
+    )
+    run = run_snakemake(tmp_path, *LOCAL)
+    assert run.returncode != 0
+    assert "local job" in run.output and "ended in state FAILED" in run.output
+    (log,) = [line.split("submitit stderr: ")[1] for line in run.output.splitlines()
+              if "submitit stderr: " in line]
+    assert "boom-from-the-rule" in Path(log).read_text()
+    assert "boom-from-the-rule" in run.output  # the tail of the log is in the message
+
+
+FLAKY = """
+rule flaky:
+    output: "flaky.txt"
+    # attempt-scaled resource, as in the profiles: 2 on the first attempt, 3 on the retry
+    resources: runtime=lambda wildcards, attempt: 1 + attempt
+    shell: "test {resources.runtime} -ge 3 || {{ echo too-short >&2; exit 1; }}; echo ok > {output}"
+"""
+
+
+def test_retries_resubmit_with_attempt_scaled_resources(tmp_path: Path) -> None:
+    write_workflow(tmp_path, FLAKY)
+    assert run_snakemake(tmp_path, *LOCAL).returncode != 0
+    run = run_snakemake(tmp_path, *LOCAL, "--retries", "1")
+    assert run.returncode == 0, run.output
+    assert len(run.job_ids) == 2 and (tmp_path / "flaky.txt").read_text() == "ok\n"
+
+
+def test_group_is_one_submission(tmp_path: Path) -> None:
+    write_workflow(tmp_path, WORK)
+    run = run_snakemake(tmp_path, *LOCAL, "--groups", "work=pack", "--group-components", "pack=3")
+    assert run.returncode == 0, run.output
+    assert len(run.job_ids) == 1
+    assert all((tmp_path / f"out/{i}.txt").exists() for i in range(3))
+
+
+def test_interrupt_stops_running_jobs(
+    tmp_path: Path, background: Callable[..., Background]
+) -> None:
+    write_workflow(
+        tmp_path,
+        """
+        rule all:
+            input: expand("out/{i}.txt", i=range(2))
+        rule slow:
+            output: "out/{i}.txt"
+            shell: "echo $$ > pid.{wildcards.i}; sleep 120; touch {output}"
+        """,
+    )
+    run = background(tmp_path, *LOCAL)
+    pids = [tmp_path / f"pid.{i}" for i in range(2)]
+    run.wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pids), 60, "jobs started")
+    run.proc.send_signal(signal.SIGINT)
+    assert run.finish(timeout=60).returncode != 0
+    deadline = time.monotonic() + 15
+    while any(_alive(int(p.read_text())) for p in pids):
+        assert time.monotonic() < deadline, "a job's command survived the interrupt"
+        time.sleep(0.1)
+    assert not list(tmp_path.glob("out/*.txt"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"

@@ -1,0 +1,103 @@
+"""The Snakemake workflow itself: dry-run job counts, lint, config errors, and the smoke preset
+end to end with its outputs checked by content."""
+import json
+import re
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import snakemake
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output[output.index("Job stats:"):]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def write_config(workdir, **changes):
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    for path, value in changes.items():
+        node = cfg
+        *parents, last = path.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def test_dry_run_counts_one_job_per_unique_teacher_score_and_grid_point(workflow_dir):
+    write_config(workflow_dir, presets__smoke__experiments={"p1_kd_vs_ce": {
+        "student": ["resnet8"], "teacher": ["resnet20", "resnet14"], "method": ["random", "el2n"],
+        "keep": [0.3, 0.6, 1.0], "loss": ["ce", "kd"], "seed": [0, 1]}})
+    out = snakemake(workflow_dir, "-n", "all_figures")
+    assert out.returncode == 0, out.stderr
+    counts = job_counts(out.stdout + out.stderr)
+    # students: keep<1: 2 methods x 2 keeps x (1 CE + 2 teachers KD) x 2 seeds = 24;
+    #           keep=1: one full-data run x 3 losses/teachers x 2 seeds = 6
+    assert counts == {"teacher": 2, "score": 4, "student": 30, "runs_table": 1, "all_runs": 1, "claim": 1,
+                      "figure": 1, "ledger": 1, "all_figures": 1, "total": 42}
+
+
+def test_lint_is_clean(workflow_dir):
+    out = snakemake(workflow_dir, "--lint")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_bad_config_stops_before_any_job_with_one_line(workflow_dir):
+    out = snakemake(workflow_dir, "-n", "--config", "device=tpu")
+    assert out.returncode != 0
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("kdprune:")]
+    assert lines == ["kdprune: config: device = 'tpu' is not allowed: auto, cpu, cuda or cuda:N ('tpu' does not match '^(auto|cpu|cuda(:[0-9]+)?)$')"]
+    assert not (workflow_dir / "results").exists()
+
+
+@pytest.mark.workflow
+def test_smoke_preset_end_to_end(workflow_dir):
+    out = snakemake(workflow_dir, "--cores", "2", "all_figures")
+    assert out.returncode == 0, out.stderr[-4000:]
+
+    runs = pd.read_csv(workflow_dir / "results/smoke/runs.csv")
+    students, teachers = runs[runs.role == "student"], runs[runs.role == "teacher"]
+    assert len(teachers) == 1 and len(students) == 30
+    assert set(students.selection) == {"random", "el2n-hardest", "full"} and set(students.keep) == {0.2, 0.5, 1.0}
+    assert students.final_acc.between(0.3, 1.0).all() and teachers.final_acc.iloc[0] > 0.9
+    assert (students[students.keep == 0.2].subset_size == 268).all()  # class-balanced 20% of 1347
+    assert runs.settings_hash.str.fullmatch(r"[0-9a-f]{12}").all() and runs.code_rev.notna().all()
+    assert (runs.wall_seconds > 0).all() and (runs.train_images_per_s > 0).all()
+
+    table = pd.read_csv(workflow_dir / "paper_figures/P1/P1-C1.csv")
+    assert len(table) == 5 and (table.n_pairs == 3).all()
+    kd = students[(students.loss == "kd") & (students.selection == "random") & (students.keep == 0.2)]
+    row = table[(table.selection == "random") & (table.keep == 0.2)].iloc[0]
+    assert row.treatment_mean == pytest.approx(kd.final_acc.mean())
+
+    png = (workflow_dir / "paper_figures/P1/P1-C1.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+    ledger = json.loads((workflow_dir / "paper_figures/claims.json").read_text())
+    assert [v["claim"] for v in ledger] == ["P1-C1"]
+    assert ledger[0]["verdict"] in {"supported", "not supported", "inconclusive"} and ledger[0]["evidence"] is False
+    md = (workflow_dir / "paper_figures/claims.md").read_text()
+    assert "too small to count as evidence" in md and f"**{ledger[0]['verdict']}**" in md
+    assert pd.read_csv(workflow_dir / "paper_figures/claims.csv").loc[0, "n_seeds"] == 3
+
+    # Nothing left to do, and the report renders the figure and the ledger.
+    again = snakemake(workflow_dir, "-n", "all_figures")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    report = snakemake(workflow_dir, "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (workflow_dir / "report.html").read_text(errors="replace")
+    assert "P1-C1.png" in html and "claims.csv" in html
+
+
+@pytest.mark.workflow
+def test_one_table_target_builds_only_what_it_needs(workflow_dir):
+    write_config(workflow_dir, presets__smoke__experiments={"p1_kd_vs_ce": {
+        "student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.3], "loss": ["ce", "kd"], "seed": [0, 1]}},
+        presets__smoke__recipes={"teacher": {"epochs": 2}, "student": {"epochs": 2}, "score": {"epochs": 2}})
+    out = snakemake(workflow_dir, "--cores", "2", "paper_figures/P1/P1-C1.md")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (workflow_dir / "paper_figures/P1/P1-C1.md").is_file()
+    assert not (workflow_dir / "paper_figures/claims.md").exists()  # the ledger was not asked for
+    assert not (workflow_dir / "paper_figures/P1/P1-C1.png").exists()
