@@ -43,7 +43,9 @@ def score_spec(cfg: dict, job: ScoreJob) -> dict:
 
 def student_spec(cfg: dict, job: StudentJob) -> dict:
     run = {k: getattr(job, k) for k in ("arch", "method", "rule", "keep", "class_balanced", "center", "loss", "alpha", "temperature", "seed")}
-    return {**_common(cfg, job.dataset), "role": "student", **run, "recipe": cfg["recipes"][job.recipe],
+    # The specs of the teacher and the score it depends on make the run self-describing.
+    upstream = {"teacher_spec": job.teacher and teacher_spec(cfg, job.teacher), "score_spec": job.score and score_spec(cfg, job.score)}
+    return {**_common(cfg, job.dataset), "role": "student", **run, "recipe": cfg["recipes"][job.recipe], **upstream,
             "axes": {"role": "student", **job.axes()}}
 
 

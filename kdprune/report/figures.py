@@ -39,7 +39,8 @@ def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     ax.set_xlabel("kept fraction f of the training set")
     ax.set_ylabel(f"test accuracy (%), {metric.replace('_', ' ')}")
     n_txt = f"{n_seeds.min()}" if n_seeds.min() == n_seeds.max() else f"{n_seeds.min()}-{n_seeds.max()}"
-    ax.set_title(f"{spec['id']}: {spec['setting']['student'][0]} student, {spec['scale']} scale\n"
+    teachers = ", ".join(spec["setting"]["teacher"]) or "no"
+    ax.set_title(f"{spec['id']}: {', '.join(spec['setting']['student'])} student, {teachers} teacher, {spec['scale']} scale\n"
                  f"mean ± std over {n_txt} seeds; dataset {', '.join(map(str, runs['dataset'].unique()))}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(title="pruning method / loss", fontsize=8)
