@@ -3,7 +3,8 @@
 A claim's test compares a `treatment` (axis values, e.g. loss: kd) with a `control` (loss: ce)
 inside each cell (the `cells` axes, e.g. selection x keep), paired by seed. Each cell gets the
 mean difference and a t confidence interval; a registered rule turns the cells into
-`supported` / `not supported` / `inconclusive`, and says why in one sentence."""
+`supported` / `not supported` / `inconclusive`, says why in one sentence and gives each cell a
+status. A rule is `rule(cells, test) -> (verdict, reason, statuses)`."""
 from __future__ import annotations
 
 import math
@@ -54,52 +55,39 @@ def paired_cells(runs: pd.DataFrame, test: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _count(cells: pd.DataFrame, above: float) -> tuple[int, int, int]:
-    better = int((cells["ci_low"] > above).sum())
-    worse = int((cells["ci_high"] < above).sum())
-    return better, worse, len(cells) - better - worse
+def _every_cell_clears(cells: pd.DataFrame, threshold: float, what: str) -> tuple[str, str, list[str]]:
+    """Supported when every cell's interval lies above `threshold`; not supported when some cell's
+    interval lies below it; otherwise (or with no interval) inconclusive."""
+    status = ["better" if lo > threshold else "worse" if hi < threshold else "unresolved"
+              for lo, hi in zip(cells.get("ci_low", []), cells.get("ci_high", []))]
+    better, worse = status.count("better"), status.count("worse")
+    why = f"{what} in {better}/{len(cells)} cells, significantly not in {worse}, unresolved in {len(cells) - better - worse}"
+    if not len(cells):
+        return INCONCLUSIVE, "no runs match the treatment and control", status
+    if worse:
+        return NOT_SUPPORTED, why, status
+    return (SUPPORTED if better == len(cells) else INCONCLUSIVE), why, status
 
 
 @VERDICT_RULES.register("improves_everywhere")
-def improves_everywhere(cells: pd.DataFrame, test: dict) -> tuple[str, str]:
-    """Supported when every cell's CI lies above +margin; not supported when some cell's CI lies
-    below it (significantly no better); otherwise inconclusive."""
+def improves_everywhere(cells: pd.DataFrame, test: dict) -> tuple[str, str, list[str]]:
+    """The treatment beats the control by more than `margin` in every cell."""
     margin = test.get("margin", 0.0)
-    better, worse, unclear = _count(cells, margin)
-    why = f"treatment better than control by more than {margin:g} in {better}/{len(cells)} cells, significantly not in {worse}, unresolved in {unclear}"
-    if len(cells) and worse:
-        return NOT_SUPPORTED, why
-    if len(cells) and better == len(cells):
-        return SUPPORTED, why
-    return INCONCLUSIVE, why
+    return _every_cell_clears(cells, margin, f"treatment better than control by more than {margin:g}")
 
 
 @VERDICT_RULES.register("matches_or_beats")
-def matches_or_beats(cells: pd.DataFrame, test: dict) -> tuple[str, str]:
-    """Non-inferiority: supported when every cell's CI lies above -margin; not supported when some
-    cell's CI lies below -margin; otherwise inconclusive."""
+def matches_or_beats(cells: pd.DataFrame, test: dict) -> tuple[str, str, list[str]]:
+    """Non-inferiority: the treatment is at most `margin` below the control in every cell."""
     margin = test.get("margin", 0.0)
-    ok, bad, unclear = _count(cells, -margin)
-    why = f"treatment within {margin:g} of control or better in {ok}/{len(cells)} cells, significantly worse in {bad}, unresolved in {unclear}"
-    if len(cells) and bad:
-        return NOT_SUPPORTED, why
-    if len(cells) and ok == len(cells):
-        return SUPPORTED, why
-    return INCONCLUSIVE, why
-
-
-def cell_status(cells: pd.DataFrame, threshold: float) -> list[str]:
-    return ["better" if lo > threshold else "worse" if hi < threshold else "unresolved" for lo, hi in zip(cells["ci_low"], cells["ci_high"])]
+    return _every_cell_clears(cells, -margin, f"treatment within {margin:g} of control or better")
 
 
 def evaluate_claim(spec: dict, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     test = spec["test"]
     cells = paired_cells(runs, test)
-    verdict, why = VERDICT_RULES.get(test["rule"])(cells, test)
-    if len(cells) == 0:
-        why = "no runs match the treatment and control"
-    threshold = -test.get("margin", 0.0) if test["rule"] == "matches_or_beats" else test.get("margin", 0.0)
-    cells["status"] = cell_status(cells, threshold) if len(cells) else []
+    verdict, why, status = VERDICT_RULES.get(test["rule"])(cells, test)
+    cells["status"] = status
     seeds = sorted(runs["seed"].unique().tolist())
     result = {
         "claim": spec["id"], "paper": spec["paper"], "statement": spec["statement"], "extension": spec.get("extension", False),
