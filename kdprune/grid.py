@@ -57,8 +57,6 @@ class StudentJob:
     keep: float
     loss: str
     seed: int
-    class_balanced: bool = True
-    center: float = 0.5
     teacher: TeacherJob | None = None
     alpha: float | None = None
     temperature: float | None = None
@@ -69,11 +67,9 @@ class StudentJob:
 
     @property
     def selection(self) -> str:
-        if self.method in ("full", "random"):
-            name = self.method
-        else:
-            name = f"{self.method}-{self.rule}" + (f"{self.center:g}" if self.rule == "medium" else "")
-        return name if self.class_balanced or self.method == "full" else f"{name}-global"
+        # Rule parameters (class balance, medium window centre ...) are global `selection:`
+        # settings: recorded in each run's spec, and a change reruns the runs, not new paths.
+        return self.method if self.method in ("full", "random") else f"{self.method}-{self.rule}"
 
     @property
     def loss_key(self) -> str:
@@ -105,7 +101,6 @@ class StudentJob:
 def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
     from kdprune.losses import LOSSES
 
-    sel = cfg["selection"]
     axes = itertools.product(
         exp.get("dataset", [cfg["dataset"]]), exp["student"], exp.get("recipe", ["student"]),
         exp["method"], exp.get("rule", ["hardest"]), exp["keep"], exp["loss"], exp.get("seed", cfg["seeds"]),
@@ -116,7 +111,6 @@ def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
             dataset=dataset, arch=arch, recipe=recipe, keep=float(keep), loss=loss, seed=seed,
             method="full" if full else method,
             rule=None if full or method == "random" else rule,
-            class_balanced=sel.get("class_balanced", True), center=sel.get("center", 0.5),
         )
         if not LOSSES.get(loss).needs_teacher:
             yield StudentJob(**base)

@@ -42,10 +42,11 @@ def score_spec(cfg: dict, job: ScoreJob) -> dict:
 
 
 def student_spec(cfg: dict, job: StudentJob) -> dict:
-    run = {k: getattr(job, k) for k in ("arch", "method", "rule", "keep", "class_balanced", "center", "loss", "alpha", "temperature", "seed")}
+    run = {k: getattr(job, k) for k in ("arch", "method", "rule", "keep", "loss", "alpha", "temperature", "seed")}
     # The specs of the teacher and the score it depends on make the run self-describing.
     upstream = {"teacher_spec": job.teacher and teacher_spec(cfg, job.teacher), "score_spec": job.score and score_spec(cfg, job.score)}
-    return {**_common(cfg, job.dataset), "role": "student", **run, "recipe": cfg["recipes"][job.recipe], **upstream,
+    return {**_common(cfg, job.dataset), "role": "student", **run, "recipe": cfg["recipes"][job.recipe],
+            "selection": cfg["selection"] if job.score else None, **upstream,
             "axes": {"role": "student", **job.axes()}}
 
 
@@ -82,8 +83,7 @@ def run_training(spec: dict, out_dir: Path, teacher_path: Path | None = None, sc
     else:
         with np.load(scores_path) as f:
             scores = f["scores"]
-        indices = select_indices(scores, data.y_train.numpy(), spec["keep"], spec["rule"] or "hardest",
-                                 spec.get("class_balanced", True), spec.get("center", 0.5))
+        indices = select_indices(scores, data.y_train.numpy(), spec["keep"], spec["rule"] or "hardest", seed=spec["seed"], **spec["selection"])
     loss = make_loss(spec["loss"], alpha=spec.get("alpha"), temperature=spec.get("temperature"))
     teacher = load_teacher(teacher_path) if getattr(loss, "needs_teacher", False) else None
     seed_everything(spec["seed"], device)

@@ -118,9 +118,12 @@ def fit(
     stop_epoch: int | None = None,
     label: str = "train",
     log: Callable[[str], None] = print,
+    on_batch: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> dict:
     """Train `model` in place on data.x_train[indices]; returns the history and summary metrics.
-    `stop_epoch` ends training early on the schedule of `recipe.epochs` (early-epoch scores)."""
+    `stop_epoch` ends training early on the schedule of `recipe.epochs` (early-epoch scores);
+    `on_batch(epoch, sample_indices, logits, targets)` sees every training step (training-dynamics
+    scores such as forgetting events)."""
     normalize = Normalizer(data).to(device)
     model.to(device)
     if teacher is not None:
@@ -162,11 +165,14 @@ def fit(
             if teacher is not None:
                 with torch.no_grad():
                     teacher_logits = teacher(x)
-            terms = objective(model(x), y, teacher_logits)
+            logits = model(x)
+            terms = objective(logits, y, teacher_logits)
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if on_batch is not None:
+                on_batch(epoch, idx, logits.detach(), y)
             for name, value in {"loss": loss, **terms}.items():
                 sums[name] = sums.get(name, 0.0) + value.detach() * len(idx)
         if device.type == "cuda":
