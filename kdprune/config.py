@@ -119,6 +119,8 @@ def _check_names(cfg: dict) -> None:
             check(f"scores.{method}.arch", settings["arch"], registered(MODELS))
         if "recipe" in settings:
             check(f"scores.{method}.recipe", settings["recipe"], one_of(recipes, "recipe"))
+        if "rule" in settings:
+            check(f"scores.{method}.rule", settings["rule"], registered(RULES))
     axes = {
         "dataset": check_spec, "student": registered(MODELS), "teacher": registered(MODELS),
         "recipe": one_of(recipes, "recipe"), "method": registered(SCORES), "rule": registered(RULES),

@@ -110,7 +110,8 @@ def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
         base = dict(
             dataset=dataset, arch=arch, recipe=recipe, keep=float(keep), loss=loss, seed=seed,
             method="full" if full else method,
-            rule=None if full or method == "random" else rule,
+            # A method whose settings name a rule always uses it (moderate coreset: medium band).
+            rule=None if full or method == "random" else cfg["scores"].get(method, {}).get("rule", rule),
         )
         if not LOSSES.get(loss).needs_teacher:
             yield StudentJob(**base)
