@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kdprune.augment import random_crop_flip
 from kdprune.registry import Registry
 
 
@@ -50,6 +51,37 @@ class ImageData:
         """Per-channel mean and std of the training images in [0, 1] units."""
         x = self.x_train.double() / 255.0
         return x.mean(dim=(0, 2, 3)).float(), x.std(dim=(0, 2, 3)).float()
+
+    # The interface the training loop and the scores use; a dataset that cannot live in memory
+    # (an ImageFolder) provides the same three methods.
+    def normalizer(self, device: torch.device) -> "Normalizer":
+        if getattr(self, "_norm", None) is None or self._norm.mean.device != torch.device(device):
+            self._norm = Normalizer(self).to(device)
+        return self._norm
+
+    def train_batch(self, idx: torch.Tensor, gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmented (crop + flip), standardised training images `idx` and their labels on `device`."""
+        x = random_crop_flip(self.x_train[idx], self.crop_padding, gen, self.hflip).to(device, non_blocking=True)
+        return self.normalizer(device)(x), self.y_train[idx].to(device, non_blocking=True)
+
+    def eval_batches(self, split: str, batch_size: int, device: torch.device):
+        """Standardised, un-augmented images of `split` ("train" or "test") in order, with labels."""
+        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        for i in range(0, len(x), batch_size):
+            yield self.normalizer(device)(x[i : i + batch_size].to(device)), y[i : i + batch_size].to(device)
+
+
+class Normalizer(torch.nn.Module):
+    """uint8 images -> float, standardised by the training set's channel mean and std."""
+
+    def __init__(self, data: ImageData):
+        super().__init__()
+        mean, std = data.channel_stats()
+        self.register_buffer("mean", (mean * 255.0).view(1, -1, 1, 1))
+        self.register_buffer("std", (std * 255.0).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) / self.std
 
 
 DATASETS: Registry = Registry("dataset")

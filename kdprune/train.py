@@ -14,8 +14,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from kdprune.augment import random_crop_flip
-from kdprune.data import ImageData
+from kdprune.data import ImageData, Normalizer  # noqa: F401  (Normalizer: re-exported for scores)
 from kdprune.io import save_torch
 from kdprune.registry import Registry
 
@@ -34,6 +33,9 @@ class Recipe:
     milestones: tuple[int, ...] = field(default=())  # step schedule: epochs where lr *= gamma
     gamma: float = 0.1
     eval_batch_size: int = 1024
+    # "epochs": every keep fraction trains `epochs` passes over its subset (fewer steps when
+    # pruned); "steps": as many steps as `epochs` passes over the full training set.
+    budget: str = "epochs"
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
@@ -71,28 +73,28 @@ def seed_everything(seed: int, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-class Normalizer(nn.Module):
-    """uint8 images -> float, standardised by the training set's channel mean and std."""
-
-    def __init__(self, data: ImageData):
-        super().__init__()
-        mean, std = data.channel_stats()
-        self.register_buffer("mean", (mean * 255.0).view(1, -1, 1, 1))
-        self.register_buffer("std", (std * 255.0).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() - self.mean) / self.std
-
-
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, normalize: Normalizer, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of raw uint8 images `x` (eval mode, no augmentation), on the CPU."""
     model.eval()
     out = [model(normalize(x[i : i + batch_size].to(device))).float().cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out)
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: Normalizer, device: torch.device, batch_size: int = 1024) -> float:
-    return (predict_logits(model, x, normalize, device, batch_size).argmax(1) == y).float().mean().item()
+@torch.no_grad()
+def split_logits(model: nn.Module, data, split: str, device: torch.device, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of a whole split of `data`, in order (eval mode, no augmentation), on the CPU."""
+    model.eval()
+    outs, ys = [], []
+    for x, y in data.eval_batches(split, batch_size, device):
+        outs.append(model(x).float().cpu())
+        ys.append(y.cpu())
+    return torch.cat(outs), torch.cat(ys)
+
+
+def accuracy(model: nn.Module, data, device: torch.device, batch_size: int = 1024) -> float:
+    logits, y = split_logits(model, data, "test", device, batch_size)
+    return (logits.argmax(1) == y).float().mean().item()
 
 
 def _batches(n: int, batch_size: int) -> list[slice]:
@@ -103,9 +105,16 @@ def _batches(n: int, batch_size: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
+def planned_passes(recipe: Recipe, n_subset: int, n_full: int) -> int:
+    """Passes over the subset that the budget allows (see Recipe.budget)."""
+    if recipe.budget == "epochs":
+        return recipe.epochs
+    return max(recipe.epochs, round(recipe.epochs * n_full / n_subset))
+
+
 def fit(
     model: nn.Module,
-    data: ImageData,
+    data,
     indices: np.ndarray,
     recipe: Recipe,
     objective: Callable,
@@ -120,17 +129,20 @@ def fit(
     log: Callable[[str], None] = print,
     on_batch: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> dict:
-    """Train `model` in place on data.x_train[indices]; returns the history and summary metrics.
-    `stop_epoch` ends training early on the schedule of `recipe.epochs` (early-epoch scores);
-    `on_batch(epoch, sample_indices, logits, targets)` sees every training step (training-dynamics
-    scores such as forgetting events)."""
-    normalize = Normalizer(data).to(device)
+    """Train `model` in place on the training samples `indices` of `data`; returns the history and
+    summary metrics. One "epoch" below is one pass over the subset; the schedule runs on the
+    recipe's epochs, so a "steps" budget stretches it over more passes. `stop_epoch` ends training
+    early (early-epoch scores); `on_batch(epoch, sample_indices, logits, targets)` sees every
+    training step (training-dynamics scores such as forgetting events)."""
     model.to(device)
     if teacher is not None:
         teacher.to(device).eval()
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
     indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
-    last_epoch = min(stop_epoch or recipe.epochs, recipe.epochs)
+    passes = planned_passes(recipe, len(indices), len(data.y_train))
+    per_pass = recipe.epochs / passes  # schedule epochs per pass
+    eval_every = max(1, passes // recipe.epochs)  # about `epochs` evaluations whatever the budget
+    last_epoch = min(stop_epoch or passes, passes)
     history: list[dict] = []
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():
@@ -155,12 +167,10 @@ def fit(
         sums: dict[str, torch.Tensor] = {}  # kept on the device: no sync per step
         for step, part in enumerate(batches):
             idx = order[part]
-            x = random_crop_flip(data.x_train[idx], data.crop_padding, gen, data.hflip).to(device, non_blocking=True)
-            y = data.y_train[idx].to(device, non_blocking=True)
-            lr = recipe.lr_at(epoch + step / len(batches))
+            x, y = data.train_batch(idx, gen, device)
+            lr = recipe.lr_at((epoch + step / len(batches)) * per_pass)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x = normalize(x)
             teacher_logits = None
             if teacher is not None:
                 with torch.no_grad():
@@ -178,31 +188,35 @@ def fit(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t_train = time.perf_counter() - t0
-        acc = accuracy(model, data.x_test, data.y_test, normalize, device, recipe.eval_batch_size)
+        evaluate = (epoch + 1) % eval_every == 0 or epoch + 1 == last_epoch
+        acc = accuracy(model, data, device, recipe.eval_batch_size) if evaluate else None
         record = {k: float(v) / len(indices) for k, v in sums.items()}
         record.update(epoch=epoch + 1, test_acc=acc, lr=lr, train_seconds=t_train, epoch_seconds=time.perf_counter() - t0)
         history.append(record)
         train_seconds += t_train
         epoch_seconds += record["epoch_seconds"]
-        best = max(h["test_acc"] for h in history)
-        eta = epoch_seconds / (epoch + 1 - start_epoch) * (last_epoch - epoch - 1) if epoch >= start_epoch else 0.0
-        terms_txt = ", ".join(f"{k} {record[k]:.4f}" for k in terms)
-        log(
-            f"[{label}] epoch {epoch + 1:>3}/{last_epoch} | loss {record['loss']:.4f} ({terms_txt}) | "
-            f"acc {100 * acc:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g} | "
-            f"{len(indices) / t_train:,.0f} img/s | ETA {_clock(eta)}"
-        )
+        if evaluate:
+            best = max(h["test_acc"] for h in history if h["test_acc"] is not None)
+            eta = epoch_seconds / (epoch + 1 - start_epoch) * (last_epoch - epoch - 1)
+            terms_txt = ", ".join(f"{k} {record[k]:.4f}" for k in terms)
+            log(
+                f"[{label}] epoch {epoch + 1:>3}/{last_epoch} | loss {record['loss']:.4f} ({terms_txt}) | "
+                f"acc {100 * acc:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g} | "
+                f"{len(indices) / t_train:,.0f} img/s | ETA {_clock(eta)}"
+            )
         if checkpoint is not None:
             save_torch(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history, "run_hash": run_hash})
 
-    best_epoch = max(range(len(history)), key=lambda i: history[i]["test_acc"]) if history else -1
+    evaluated = [h for h in history if h["test_acc"] is not None]
+    best = max(evaluated, key=lambda h: h["test_acc"]) if evaluated else None
     return {
         "history": history,
-        "final_acc": history[-1]["test_acc"] if history else float("nan"),
-        "best_acc": history[best_epoch]["test_acc"] if history else float("nan"),
-        "best_epoch": best_epoch + 1,
+        "final_acc": evaluated[-1]["test_acc"] if evaluated else float("nan"),
+        "best_acc": best["test_acc"] if best else float("nan"),
+        "best_epoch": best["epoch"] if best else -1,
         "epochs": last_epoch,
         "n_train": len(indices),
+        "n_params": sum(p.numel() for p in model.parameters()),
         "train_seconds": train_seconds,
         "train_images_per_s": len(indices) * len(history) / train_seconds if train_seconds else float("nan"),
         "recipe": asdict(recipe),

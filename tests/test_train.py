@@ -5,7 +5,7 @@ import torch
 from kdprune.data import load_dataset
 from kdprune.losses import make_loss
 from kdprune.models import create_model
-from kdprune.train import Recipe, _batches, fit, seed_everything
+from kdprune.train import Recipe, _batches, fit, planned_passes, seed_everything
 
 CPU = torch.device("cpu")
 RECIPE = Recipe(epochs=4, batch_size=64, lr=0.05, schedule="cosine")
@@ -65,3 +65,15 @@ def test_step_and_cosine_schedules():
 def test_batches_never_leave_a_single_sample():
     assert [s.stop - s.start for s in _batches(129, 64)] == [64, 65]
     assert [s.stop - s.start for s in _batches(130, 64)] == [64, 64, 2]
+
+
+def test_budget_epochs_vs_steps(digits):
+    epochs = Recipe(epochs=3, budget="epochs")
+    steps = Recipe(epochs=3, budget="steps")
+    assert planned_passes(epochs, 100, 1000) == 3 and planned_passes(steps, 100, 1000) == 30
+    seed_everything(0, CPU)
+    result = fit(create_model("resnet8", 10, 1), digits, np.arange(0, 1347, 5), Recipe(epochs=2, batch_size=64, budget="steps"),
+                 make_loss("ce"), seed=0, device=CPU, log=lambda m: None)
+    assert result["epochs"] == 10  # 2 full-data epochs of steps = 10 passes over a 20% subset
+    assert sum(h["test_acc"] is not None for h in result["history"]) == 2  # evaluated about `epochs` times
+    assert result["history"][-1]["lr"] < 0.01  # the cosine schedule ran to its end over the stretched passes

@@ -9,7 +9,7 @@ import pandas as pd
 from kdprune.io import atomic_path, read_json
 
 METRIC_COLUMNS = [
-    "final_acc", "best_acc", "best_epoch", "epochs", "subset_size", "wall_seconds", "train_seconds",
+    "final_acc", "best_acc", "best_epoch", "epochs", "subset_size", "n_params", "wall_seconds", "train_seconds",
     "train_images_per_s", "settings_hash", "code_rev", "device", "torch",
 ]
 TIMING_COLUMNS = ["wall_seconds", "train_seconds", "train_images_per_s"]  # vary between identical runs
@@ -19,7 +19,8 @@ def runs_frame(metrics_paths: list[Path], scale: str) -> pd.DataFrame:
     rows = []
     for path in metrics_paths:
         m = read_json(path)
-        row = {"scale": scale, **m["spec"]["axes"], **{c: m.get(c) for c in METRIC_COLUMNS}, "run_dir": str(Path(path).parent)}
+        row = {"scale": scale, **m["spec"]["axes"], "budget": m["spec"]["recipe"].get("budget", "epochs"),
+               **{c: m.get(c) for c in METRIC_COLUMNS}, "run_dir": str(Path(path).parent)}
         rows.append(row)
     return pd.DataFrame(rows)
 

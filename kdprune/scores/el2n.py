@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from kdprune.losses import make_loss
 from kdprune.models import create_model
 from kdprune.scores import SCORES
-from kdprune.train import Normalizer, Recipe, fit, predict_logits, seed_everything
+from kdprune.train import Recipe, fit, seed_everything, split_logits
 
 
 def el2n_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -31,6 +31,6 @@ def el2n_scores(data, settings: dict, seed: int, device, log) -> np.ndarray:
         model = create_model(settings["arch"], data.num_classes, data.channels)
         fit(model, data, everything, recipe, make_loss("ce"), seed=run_seed, device=device,
             stop_epoch=settings["epoch"], label=f"el2n run {k + 1}/{settings['runs']}", log=log)
-        logits = predict_logits(model, data.x_train, Normalizer(data).to(device), device)
-        total += el2n_from_logits(logits, data.y_train).double()
+        logits, labels = split_logits(model, data, "train", device)
+        total += el2n_from_logits(logits, labels).double()
     return (total / settings["runs"]).numpy()
