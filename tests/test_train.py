@@ -72,7 +72,7 @@ def test_budget_epochs_vs_steps(digits):
     steps = Recipe(epochs=3, budget="steps")
     assert planned_passes(epochs, 100, 1000) == 3 and planned_passes(steps, 100, 1000) == 30
     seed_everything(0, CPU)
-    result = fit(create_model("resnet8", 10, 1), digits, np.arange(0, 1347, 5), Recipe(epochs=2, batch_size=64, budget="steps"),
+    result = fit(create_model("resnet8", 10, 1), digits, np.arange(0, 1347, 5), Recipe(epochs=2, batch_size=64, schedule="cosine", budget="steps"),
                  make_loss("ce"), seed=0, device=CPU, log=lambda m: None)
     assert result["epochs"] == 10  # 2 full-data epochs of steps = 10 passes over a 20% subset
     assert sum(h["test_acc"] is not None for h in result["history"]) == 2  # evaluated about `epochs` times
