@@ -114,7 +114,7 @@ def _check_names(cfg: dict) -> None:
     for name, recipe in recipes.items():
         check(f"recipes.{name}.schedule", recipe.get("schedule", "step"), registered(SCHEDULES))
     for method, settings in cfg["scores"].items():
-        check(f"scores.{method}", method, registered(SCORES))
+        check(f"scores.{method}", settings.get("score", method), registered(SCORES))
         if "arch" in settings:
             check(f"scores.{method}.arch", settings["arch"], registered(MODELS))
         if "recipe" in settings:
@@ -123,15 +123,14 @@ def _check_names(cfg: dict) -> None:
             check(f"scores.{method}.rule", settings["rule"], registered(RULES))
     axes = {
         "dataset": check_spec, "student": registered(MODELS), "teacher": registered(MODELS),
-        "recipe": one_of(recipes, "recipe"), "method": registered(SCORES), "rule": registered(RULES),
+        "recipe": one_of(recipes, "recipe"), "method": one_of(cfg["scores"], "pruning method (none under scores:)"),
+        "rule": registered(RULES),
         "loss": registered(LOSSES),
     }
     for ename, exp in cfg["experiments"].items():
         for axis, test in axes.items():
             for i, value in enumerate(exp.get(axis, [])):
                 check(f"experiments.{ename}.{axis}[{i}]", value, test)
-        for i, method in enumerate(exp["method"]):
-            check(f"experiments.{ename}.method[{i}]", method, one_of(cfg["scores"], "method: it has no block under scores"))
     for cname, claim in cfg["claims"].items():
         check(f"claims.{cname}.experiment", claim["experiment"], one_of(cfg["experiments"], "experiment"))
         check(f"claims.{cname}.test.rule", claim["test"]["rule"], registered(VERDICT_RULES))

@@ -168,28 +168,75 @@ DATASETS.register("cifar10")(_torchvision_cifar("CIFAR10", "cifar-10-batches-py"
 DATASETS.register("cifar100")(_torchvision_cifar("CIFAR100", "cifar-100-python", "cifar-100-python.tar.gz"))
 
 
-def split_spec(spec: str) -> tuple[str, str]:
-    name, _, arg = spec.partition(":")
-    return name, arg
+@DATASETS.register("svhn")
+def load_svhn(data_root: Path, arg: str = "", download: bool = True) -> ImageData:
+    """torchvision SVHN (train/test .mat files in data_root/svhn; the `extra` split is not used)."""
+    import torchvision.datasets as tvd
+
+    root = Path(data_root) / "svhn"
+    try:
+        train, test = (tvd.SVHN(root, split=s, download=download) for s in ("train", "test"))
+    except Exception as err:  # RuntimeError when absent, network errors when the download fails
+        raise DatasetMissing(f"dataset svhn: train_32x32.mat and test_32x32.mat not found under {root.resolve()}; "
+                             f"put them there (data_root in config.yaml sets the folder), or allow the download ({err})") from None
+    nhwc = [d.data.transpose(0, 2, 3, 1) for d in (train, test)]
+    return _from_nhwc("svhn", nhwc[0], train.labels, nhwc[1], test.labels, [str(i) for i in range(10)])
+
+
+# Modifiers after a "+" change a loaded dataset: `cifar10+noise0.2` flips 20% of the training labels.
+MODIFIERS: Registry = Registry("dataset modifier")
+
+
+@MODIFIERS.register("noise")
+def label_noise(data: ImageData, fraction: float) -> ImageData:
+    """Symmetric label noise: a fixed random `fraction` of training labels (seed 0, the same for
+    every teacher, score and student of the dataset) moves to a different class, uniformly."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"label noise must be in [0, 1), got {fraction}")
+    rng = np.random.default_rng(0)
+    n = len(data.y_train)
+    flip = rng.choice(n, int(round(fraction * n)), replace=False)
+    shift = torch.as_tensor(rng.integers(1, data.num_classes, len(flip)))
+    data.y_train = data.y_train.clone()
+    data.y_train[flip] = (data.y_train[flip] + shift) % data.num_classes
+    data.name = f"{data.name}+noise{fraction:g}"
+    return data
+
+
+def split_spec(spec: str) -> tuple[str, str, list[tuple[str, float]]]:
+    """`name[:argument][+modifier<value>...]` -> (name, argument, [(modifier, value), ...])."""
+    base, *mods = spec.split("+")
+    name, _, arg = base.partition(":")
+    parsed = []
+    for mod in mods:
+        match = re.fullmatch(r"([a-z_]+)([0-9.]+)", mod)
+        if not match:
+            raise ValueError(f"dataset modifier {mod!r} must be <name><number>, e.g. noise0.2")
+        parsed.append((match[1], float(match[2])))
+    return name, arg, parsed
 
 
 def check_spec(spec: str) -> None:
-    """Raise UnknownName for a dataset spec whose name no loader has (no file access)."""
-    name, arg = split_spec(spec)
+    """Raise UnknownName/ValueError for a dataset spec no loader can read (no file access)."""
+    name, arg, mods = split_spec(spec)
     DATASETS.get(name)
+    for mod, _ in mods:
+        MODIFIERS.get(mod)
     if name == "npz" and not arg:
         raise ValueError("dataset 'npz' needs a path: npz:<path to .npz>")
 
 
 def load_dataset(spec: str, data_root: str | Path = "data", download: bool = True) -> ImageData:
     """Every loader takes (data_root, argument, download); local ones ignore what they do not need."""
-    name, arg = split_spec(spec)
-    return DATASETS.get(name)(Path(data_root), arg, download=download)
+    name, arg, mods = split_spec(spec)
+    data = DATASETS.get(name)(Path(data_root), arg, download=download)
+    for mod, value in mods:
+        data = MODIFIERS.get(mod)(data, value)
+    return data
 
 
 def dataset_slug(spec: str) -> str:
     """A path-safe name for a dataset spec: `npz:../x/cifar10_subset.npz` -> `npz-cifar10_subset`."""
-    name, arg = split_spec(spec)
-    if not arg:
-        return name
-    return f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(arg).stem)}"
+    name, arg, mods = split_spec(spec)
+    slug = f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(arg).stem)}" if arg else name
+    return slug + "".join(f"+{mod}{value:g}" for mod, value in mods)

@@ -13,7 +13,7 @@ import itertools
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
-from kdprune.data import dataset_slug
+from kdprune.data import dataset_slug, split_spec
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,12 @@ class TeacherJob:
     arch: str
     recipe: str
     seed: int
+    data_keep: float = 1.0  # fraction of the training set the teacher sees (random, class-balanced)
 
     @property
     def key(self) -> str:
-        return f"{self.arch}-{self.recipe}-s{self.seed}"
+        part = f"-f{self.data_keep:g}" if self.data_keep < 1.0 else ""
+        return f"{self.arch}-{self.recipe}{part}-s{self.seed}"
 
     @property
     def dir(self) -> str:
@@ -60,16 +62,19 @@ class StudentJob:
     teacher: TeacherJob | None = None
     alpha: float | None = None
     temperature: float | None = None
+    score_method: str | None = None  # the score a method alias reads (`ccs: {score: el2n, rule: ccs}`)
 
     @property
     def score(self) -> ScoreJob | None:
-        return None if self.method == "full" else ScoreJob(self.dataset, self.method, self.seed)
+        return None if self.method == "full" else ScoreJob(self.dataset, self.score_method or self.method, self.seed)
 
     @property
     def selection(self) -> str:
         # Rule parameters (class balance, medium window centre ...) are global `selection:`
         # settings: recorded in each run's spec, and a change reruns the runs, not new paths.
-        return self.method if self.method in ("full", "random") else f"{self.method}-{self.rule}"
+        if self.method in ("full", "random") or self.rule == self.method:
+            return self.method
+        return f"{self.method}-{self.rule}"
 
     @property
     def loss_key(self) -> str:
@@ -94,6 +99,8 @@ class StudentJob:
             teacher=self.teacher.arch if self.teacher else None,
             teacher_seed=self.teacher.seed if self.teacher else None,
             teacher_recipe=self.teacher.recipe if self.teacher else None,
+            teacher_keep=self.teacher.data_keep if self.teacher else None,
+            label_noise=dict(split_spec(self.dataset)[2]).get("noise", 0.0),
         )
         return out
 
@@ -102,25 +109,32 @@ def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
     from kdprune.losses import LOSSES
 
     axes = itertools.product(
-        exp.get("dataset", [cfg["dataset"]]), exp["student"], exp.get("recipe", ["student"]),
+        exp.get("dataset", [cfg["dataset"]]), exp.get("label_noise", [0.0]), exp["student"], exp.get("recipe", ["student"]),
         exp["method"], exp.get("rule", ["hardest"]), exp["keep"], exp["loss"], exp.get("seed", cfg["seeds"]),
     )
-    for dataset, arch, recipe, method, rule, keep, loss, seed in axes:
+    for dataset, noise, arch, recipe, method, rule, keep, loss, seed in axes:
+        dataset = f"{dataset}+noise{noise:g}" if noise > 0 else dataset
         full = keep >= 1.0
+        settings = cfg["scores"].get(method, {})
         base = dict(
-            dataset=dataset, arch=arch, recipe=recipe, keep=float(keep), loss=loss, seed=seed,
+            dataset=dataset, arch=arch, recipe=recipe, keep=float(keep), seed=seed,
             method="full" if full else method,
             # A method whose settings name a rule always uses it (moderate coreset: medium band).
-            rule=None if full or method == "random" else cfg["scores"].get(method, {}).get("rule", rule),
+            rule=None if full or method == "random" else settings.get("rule", rule),
+            score_method=None if full else settings.get("score"),
         )
         if not LOSSES.get(loss).needs_teacher:
-            yield StudentJob(**base)
+            yield StudentJob(**base, loss=loss)
             continue
-        for t_arch, t_seed, alpha, temp in itertools.product(
-            exp["teacher"], exp.get("teacher_seed", [0]), exp.get("alpha", [0.9]), exp.get("temperature", [4.0])
+        for t_arch, t_seed, t_keep, alpha, temp in itertools.product(
+            exp["teacher"], exp.get("teacher_seed", [0]), exp.get("teacher_keep", [1.0]), exp.get("alpha", [0.9]),
+            exp.get("temperature", [4.0]),
         ):
-            teacher = TeacherJob(dataset, t_arch, cfg["teacher_recipe"], t_seed)
-            yield StudentJob(**base, teacher=teacher, alpha=float(alpha), temperature=float(temp))
+            if alpha == 0:  # (1 - 0) * CE + 0 * KD is CE: one run, no teacher
+                yield StudentJob(**base, loss="ce")
+                continue
+            teacher = TeacherJob(dataset, t_arch, cfg["teacher_recipe"], t_seed, float(t_keep))
+            yield StudentJob(**base, loss=loss, teacher=teacher, alpha=float(alpha), temperature=float(temp))
 
 
 def dedupe(jobs) -> list:

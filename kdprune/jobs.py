@@ -29,9 +29,12 @@ def _common(cfg: dict, dataset: str) -> dict:
 
 
 def teacher_spec(cfg: dict, job: TeacherJob) -> dict:
+    subset = {"keep": 1.0, "method": "full"} if job.data_keep >= 1.0 else {
+        "keep": job.data_keep, "method": "random", "rule": None, "selection": cfg["selection"]}
     return {**_common(cfg, job.dataset), "role": "teacher", "arch": job.arch, "recipe": cfg["recipes"][job.recipe],
-            "loss": "ce", "keep": 1.0, "method": "full", "seed": job.seed,
-            "axes": {"role": "teacher", "dataset": dataset_slug(job.dataset), "arch": job.arch, "recipe": job.recipe, "seed": job.seed}}
+            "loss": "ce", "seed": job.seed, **subset,
+            "axes": {"role": "teacher", "dataset": dataset_slug(job.dataset), "arch": job.arch, "recipe": job.recipe,
+                     "seed": job.seed, "keep": job.data_keep}}
 
 
 def score_spec(cfg: dict, job: ScoreJob) -> dict:
@@ -81,8 +84,11 @@ def run_training(spec: dict, out_dir: Path, teacher_path: Path | None = None, sc
     if spec["method"] == "full":
         indices = np.arange(len(data.y_train))
     else:
-        with np.load(scores_path) as f:
-            scores = f["scores"]
+        if scores_path is None:  # a teacher on a random fraction: the random score, computed here
+            scores = SCORES.get("random")(data, {}, spec["seed"], device, log)
+        else:
+            with np.load(scores_path) as f:
+                scores = f["scores"]
         indices = select_indices(scores, data.y_train.numpy(), spec["keep"], spec["rule"] or "hardest", seed=spec["seed"], **spec["selection"])
     loss = make_loss(spec["loss"], alpha=spec.get("alpha"), temperature=spec.get("temperature"))
     teacher = load_teacher(teacher_path) if getattr(loss, "needs_teacher", False) else None

@@ -86,3 +86,19 @@ def test_specs_and_slugs():
         check_spec("npz")
     assert dataset_slug("npz:../shared/data/cifar10_subset.npz") == "npz-cifar10_subset"
     assert dataset_slug("cifar100") == "cifar100"
+
+
+def test_label_noise_modifier_flips_a_fixed_fraction_to_other_classes():
+    clean, noisy = load_dataset("digits"), load_dataset("digits+noise0.2")
+    changed = clean.y_train != noisy.y_train
+    assert changed.sum().item() == round(0.2 * len(clean.y_train))
+    assert torch.equal(noisy.y_train, load_dataset("digits+noise0.2").y_train)  # same for every job
+    assert torch.equal(clean.y_test, noisy.y_test) and noisy.name == "digits+noise0.2"
+    assert dataset_slug("npz:/a/b/sub.npz+noise0.25") == "npz-sub+noise0.25"
+    with pytest.raises(KeyError, match="unknown dataset modifier 'blur'"):
+        check_spec("digits+blur0.1")
+
+
+def test_missing_svhn_says_where_to_put_it(tmp_path):
+    with pytest.raises(DatasetMissing, match=r"train_32x32.mat and test_32x32.mat not found under .*svhn"):
+        load_dataset("svhn", tmp_path, download=False)
