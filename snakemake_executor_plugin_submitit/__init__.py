@@ -7,8 +7,10 @@ runs the job's `snakemake --mode remote` command; see docs/cluster.md.
 
 # No `from __future__ import annotations`: Snakemake builds the --submitit-* options from
 # the dataclass field types, which must be real types, not strings.
+import asyncio
 import shutil
 import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -22,6 +24,7 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
+from submitit.core.core import PicklingExecutor
 from submitit.core.utils import pickle_load
 
 from . import status
@@ -129,21 +132,22 @@ class Executor(RemoteExecutor):
         )
         self.report_job_submission(info)
 
-    def _submitit_executor(self, job: JobExecutorInterface, name: str) -> Any:
+    def _submitit_executor(self, job: JobExecutorInterface, name: str) -> PicklingExecutor:
         # A new executor per job: submitit's parameters accumulate across update_parameters
         # calls, so one shared executor would carry a GPU job's request into the next job.
         resources = job.resources
-        options = {"max_num_timeout": self.settings.max_num_timeout}
+        timeouts = self.settings.max_num_timeout
+        executor: PicklingExecutor
         if self.local:
             ignored = [r for r in SLURM_ONLY if resources.get(r)]
             if ignored:
                 self.logger.debug(f"{name}: local cluster ignores {', '.join(ignored)}")
-            executor = submitit.LocalExecutor(self.folder, **options)
+            executor = submitit.LocalExecutor(self.folder, max_num_timeout=timeouts)
             executor.update_parameters(
                 **local_parameters(resources, name), signal_delay_s=self.settings.signal_delay_s
             )
             return executor
-        executor = submitit.SlurmExecutor(self.folder, **options)
+        executor = submitit.SlurmExecutor(self.folder, max_num_timeout=timeouts)
         executor.update_parameters(
             **slurm_parameters(
                 resources,
@@ -191,20 +195,20 @@ class Executor(RemoteExecutor):
         if self.status_command == "sacct":
             self.status_queries["sacct"] += 1
             try:
-                return self._log_round(status.sacct_states(ids), "sacct")
+                return self._log_round(status.sacct_states(ids), "sacct", len(ids))
             except status.StatusQueryError as error:
                 self.logger.warning(f"{error}; polling with squeue from now on")
                 self.status_command = "squeue"
         self.status_queries["squeue"] += 1
         try:
-            return self._log_round(status.squeue_states(ids), "squeue")
+            return self._log_round(status.squeue_states(ids), "squeue", len(ids))
         except status.StatusQueryError as error:  # transient: try again next round
             self.logger.warning(str(error))
             return {}
 
-    def _log_round(self, states: dict[str, str], command: str) -> dict[str, str]:
+    def _log_round(self, states: dict[str, str], command: str, n_jobs: int) -> dict[str, str]:
         self.logger.debug(
-            f"submitit status round {self.status_rounds}: 1 {command} call for {len(states)} jobs"
+            f"submitit status round {self.status_rounds}: 1 {command} call for {n_jobs} jobs"
         )
         return states
 
@@ -245,6 +249,13 @@ class Executor(RemoteExecutor):
         else:  # one scancel for all, as for polling
             subprocess.run(["scancel", *jobs], check=False)
         self.logger.info(f"submitit: cancelled {len(jobs)} job(s): {' '.join(jobs)}")
+
+    async def sleep(self) -> None:
+        # RemoteExecutor sleeps a whole polling interval, and shutdown() joins the polling
+        # thread: the end of every run would wait up to seconds-between-status-checks.
+        deadline = time.monotonic() + self.next_seconds_between_status_checks
+        while self.wait and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.5))
 
     def shutdown(self) -> None:
         super().shutdown()

@@ -27,8 +27,9 @@ class ShellCommand:
     """
 
     command: str
-    # Seconds the command gets to exit after SIGTERM before its process group is killed.
-    grace_s: float = 5.0
+    # Seconds the command gets to exit after SIGTERM (time to save a checkpoint) before its
+    # process group is killed; below SLURM's default KillWait of 30 s.
+    grace_s: float = 20.0
 
     def __call__(self) -> None:
         # The command ignores submitit's preemption signal (USR2 by default), which SLURM sends

@@ -63,7 +63,9 @@ def slurm_parameters(
     gpus = gpu_count(resources)
     if resources.get("gres"):
         if gpus:
-            raise WorkflowError(f"{job_name}: set either the 'gpu' or the 'gres' resource, not both")
+            raise WorkflowError(
+                f"{job_name}: set either the 'gpu' or the 'gres' resource, not both"
+            )
         params["gres"] = str(resources["gres"])
     elif gpus:
         model = str(resources.get("gpu_model") or "")

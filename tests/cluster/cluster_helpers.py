@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,9 +98,10 @@ class Background:
         start = time.monotonic()
         try:
             returncode = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as error:
             self.stop()
-            raise AssertionError(f"snakemake did not finish in {timeout} s:\n{self.output}")
+            message = f"snakemake did not finish in {timeout} s:\n{self.output}"
+            raise AssertionError(message) from error
         return Run(returncode, self.output, time.monotonic() - start)
 
     def stop(self) -> None:
@@ -127,7 +128,15 @@ def squeue_active(job_ids: list[str]) -> list[str]:
         capture_output=True,
         text=True,
     )
-    finished = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "OUT_OF_MEMORY"}
+    finished = {
+        "COMPLETED",
+        "CANCELLED",
+        "FAILED",
+        "TIMEOUT",
+        "PREEMPTED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+    }
     return [line for line in done.stdout.splitlines() if line.split()[1] not in finished]
 
 

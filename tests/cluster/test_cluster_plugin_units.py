@@ -30,9 +30,16 @@ def params(gpu_request: str = "gpus", threads: int = 2, **resources: object) -> 
 
 
 def test_basic_resources_become_sbatch_flags() -> None:
-    p = params(mem_mb=4000, slurm_partition="gpu", slurm_account="proj", qos="high", constraint="v100")
+    p = params(
+        mem_mb=4000, slurm_partition="gpu", slurm_account="proj", qos="high", constraint="v100"
+    )
     assert p["time"] == 30 and p["cpus_per_task"] == 2 and p["mem"] == "4000M"
-    assert (p["partition"], p["account"], p["qos"], p["constraint"]) == ("gpu", "proj", "high", "v100")
+    assert (p["partition"], p["account"], p["qos"], p["constraint"]) == (
+        "gpu",
+        "proj",
+        "high",
+        "v100",
+    )
     assert p["wckey"] is None  # submitit's default --wckey=submitit is not sent
     assert "additional_parameters" not in p
 
@@ -51,7 +58,9 @@ def test_cpus_per_task_resource_overrides_threads_and_mem_per_cpu_wins() -> None
         ("gres", "a100", {"gres": "gpu:a100:2"}),
     ],
 )
-def test_gpu_request_styles(gpu_request: str, model: str | None, expected: dict[str, object]) -> None:
+def test_gpu_request_styles(
+    gpu_request: str, model: str | None, expected: dict[str, object]
+) -> None:
     p = params(gpu_request, gpu=2, gpu_model=model)
     assert {k: p[k] for k in expected} == expected
 

@@ -56,7 +56,9 @@ def job_resources(output: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("profiles", [SLURM, SMOKE], ids=["slurm", "slurm+smoke"])
-def test_profile_dry_run_gives_every_compute_job_a_runtime(tmp_path: Path, profiles: tuple[str, ...]) -> None:
+def test_profile_dry_run_gives_every_compute_job_a_runtime(
+    tmp_path: Path, profiles: tuple[str, ...]
+) -> None:
     run = run_snakemake(write_workflow(tmp_path, TOY), *profiles, "-n")
     assert run.returncode == 0, run.output
     resources = job_resources(run.output)
@@ -105,10 +107,15 @@ def test_smoke_overlay_packs_short_jobs(tmp_path: Path) -> None:
     run = run_snakemake(write_workflow(tmp_path, TOY), *SMOKE, *FAST)
     assert run.returncode == 0, run.output
     assert len(run.job_ids) == 3  # teacher, one pack of 3 scores, one pack of 3 students
-    packs = [p.read_text() for p in (tmp_path / ".snakemake/submitit").glob("*/*_submission.sh")
-             if "#SBATCH --job-name=snakejob.students" in p.read_text()
-             or "#SBATCH --job-name=snakejob.scores" in p.read_text()]
+    packs = [
+        p.read_text()
+        for p in (tmp_path / ".snakemake/submitit").glob("*/*_submission.sh")
+        if "#SBATCH --job-name=snakejob.students" in p.read_text()
+        or "#SBATCH --job-name=snakejob.scores" in p.read_text()
+    ]
     assert len(packs) == 2
     # `cores: 2` is the width of a pack: 2 CPUs, no GPU, runtime summed over 2 layers
-    assert all("#SBATCH --cpus-per-task=2" in p and "--gpus" not in p and "#SBATCH --time=20" in p
-               for p in packs), packs
+    assert all(
+        "#SBATCH --cpus-per-task=2" in p and "--gpus" not in p and "#SBATCH --time=20" in p
+        for p in packs
+    ), packs

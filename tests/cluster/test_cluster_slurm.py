@@ -11,12 +11,34 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cluster_helpers import Background, StatusCalls, Run, run_snakemake, squeue_active, write_workflow
+from cluster_helpers import (
+    Background,
+    Run,
+    StatusCalls,
+    run_snakemake,
+    squeue_active,
+    write_workflow,
+)
 
-pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm_cluster"), pytest.mark.timeout(240)]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.usefixtures("slurm_cluster"),
+    pytest.mark.timeout(240),
+]
 
-SLURM = ("--executor", "submitit", "--jobs", "10", "--seconds-between-status-checks", "1",
-         "--latency-wait", "5", "--default-resources", "runtime=5", "mem_mb=200")
+SLURM = (
+    "--executor",
+    "submitit",
+    "--jobs",
+    "10",
+    "--seconds-between-status-checks",
+    "1",
+    "--latency-wait",
+    "5",
+    "--default-resources",
+    "runtime=5",
+    "mem_mb=200",
+)
 
 
 def submission_file(workdir: Path, job_id: str) -> str:
@@ -26,21 +48,28 @@ def submission_file(workdir: Path, job_id: str) -> str:
 
 def summary(run: Run) -> dict[str, int]:
     """The plugin's closing line: jobs submitted, status rounds, status queries per command."""
-    line = re.search(r"submitit: (\d+) jobs submitted, (\d+) status rounds, status queries: (.*)", run.output)
+    line = re.search(
+        r"submitit: (\d+) jobs submitted, (\d+) status rounds, status queries: (.*)", run.output
+    )
     assert line, run.output
     counts = {cmd: int(n) for n, cmd in re.findall(r"(\d+) (sacct|squeue)", line.group(3))}
     return {"submitted": int(line.group(1)), "rounds": int(line.group(2)), **counts}
 
 
-@pytest.mark.parametrize(("gpu_request", "model", "flag"), [
-    ("gpus", None, "#SBATCH --gpus=1"),
-    ("gres", "fake", "#SBATCH --gres=gpu:fake:1"),
-])
+@pytest.mark.parametrize(
+    ("gpu_request", "model", "flag"),
+    [
+        ("gpus", None, "#SBATCH --gpus=1"),
+        ("gres", "fake", "#SBATCH --gres=gpu:fake:1"),
+    ],
+)
 def test_jobs_complete_and_gpu_job_gets_a_gpu(
     tmp_path: Path, gpu_request: str, model: str | None, flag: str
 ) -> None:
     model_resource = f', gpu_model="{model}"' if model else ""
-    write_workflow(tmp_path, f"""
+    write_workflow(
+        tmp_path,
+        f"""
         rule all:
             input: expand("out/{{i}}.txt", i=range(3)), "gpu.txt"
         rule cpu:
@@ -50,7 +79,8 @@ def test_jobs_complete_and_gpu_job_gets_a_gpu(
             output: "gpu.txt"
             resources: gpu=1{model_resource}
             shell: "echo ${{{{SLURM_JOB_GPUS:-}}}} ${{{{CUDA_VISIBLE_DEVICES:-}}}} > {{output}}"
-        """)
+        """,
+    )
     run = run_snakemake(tmp_path, *SLURM, "--submitit-gpu-request", gpu_request)
     assert run.returncode == 0, run.output
     assert len(set(run.job_ids)) == 4
@@ -61,15 +91,20 @@ def test_jobs_complete_and_gpu_job_gets_a_gpu(
     assert len(gpu_jobs) == 1
 
 
-def test_polling_makes_one_status_query_per_round(tmp_path: Path, status_calls: StatusCalls) -> None:
+def test_polling_makes_one_status_query_per_round(
+    tmp_path: Path, status_calls: StatusCalls
+) -> None:
     n_jobs = 6
-    write_workflow(tmp_path, f"""
+    write_workflow(
+        tmp_path,
+        f"""
         rule all:
             input: expand("out/{{i}}.txt", i=range({n_jobs}))
         rule work:
             output: "out/{{i}}.txt"
             shell: "sleep 3; touch {{output}}"
-        """)
+        """,
+    )
     run = run_snakemake(tmp_path, *SLURM, env=status_calls.env())
     assert run.returncode == 0, run.output
     calls = status_calls.calls()
@@ -81,18 +116,23 @@ def test_polling_makes_one_status_query_per_round(tmp_path: Path, status_calls: 
     ids_per_call = [len(c[c.index("-j") + 1].split(",")) for c in calls]
     assert max(ids_per_call) == n_jobs  # all active jobs in one call
     per_minute = 60 * len(calls) / run.seconds
-    print(f"\n{len(calls)} sacct calls for {n_jobs} jobs in {run.seconds:.1f} s "
-          f"({per_minute:.0f}/min at 1 s between rounds)")
+    print(
+        f"\n{len(calls)} sacct calls for {n_jobs} jobs in {run.seconds:.1f} s "
+        f"({per_minute:.0f}/min at 1 s between rounds)"
+    )
 
 
 def test_squeue_fallback_without_accounting(tmp_path: Path, broken_sacct: StatusCalls) -> None:
-    write_workflow(tmp_path, """
+    write_workflow(
+        tmp_path,
+        """
         rule all:
             input: expand("out/{i}.txt", i=range(2))
         rule work:
             output: "out/{i}.txt"
             shell: "sleep 2; touch {output}"
-        """)
+        """,
+    )
     run = run_snakemake(tmp_path, *SLURM, env=broken_sacct.env())
     assert run.returncode == 0, run.output
     assert "polling with squeue from now on" in run.output
@@ -103,17 +143,26 @@ def test_squeue_fallback_without_accounting(tmp_path: Path, broken_sacct: Status
 def test_interrupt_leaves_no_job_in_the_queue(
     tmp_path: Path, background: Callable[..., Background]
 ) -> None:
-    write_workflow(tmp_path, """
+    write_workflow(
+        tmp_path,
+        """
         rule all:
             input: expand("out/{i}.txt", i=range(3))
         rule slow:
             output: "out/{i}.txt"
             shell: "sleep 120; touch {output}"
-        """)
+        """,
+    )
     run = background(tmp_path, *SLURM)
     ids = run.wait_for_submissions(3)
-    run.wait_for(lambda: len(squeue_active(ids)) == 3 and all(
-        line.split()[1] == "RUNNING" for line in squeue_active(ids)), 60, "jobs running")
+    run.wait_for(
+        lambda: (
+            len(squeue_active(ids)) == 3
+            and all(line.split()[1] == "RUNNING" for line in squeue_active(ids))
+        ),
+        60,
+        "jobs running",
+    )
     run.proc.send_signal(signal.SIGINT)
     assert run.finish(timeout=60).returncode != 0
     assert "cancelled 3 job(s)" in run.output  # with one scancel call
@@ -124,7 +173,9 @@ def test_interrupt_leaves_no_job_in_the_queue(
 
 
 def test_failure_is_reported_with_log_and_retried(tmp_path: Path) -> None:
-    write_workflow(tmp_path, """
+    write_workflow(
+        tmp_path,
+        """
         rule all:
             input: "flaky.txt", "broken.txt"
         rule flaky:
@@ -134,7 +185,8 @@ def test_failure_is_reported_with_log_and_retried(tmp_path: Path) -> None:
         rule broken:
             output: "broken.txt"
             shell: "echo boom-from-broken >&2; exit 3"
-        """)
+        """,
+    )
     run = run_snakemake(tmp_path, *SLURM, "--retries", "1", "--keep-going")
     assert run.returncode != 0
     assert (tmp_path / "flaky.txt").read_text() == "ok\n"  # failed once, passed on the retry
@@ -162,11 +214,15 @@ pathlib.Path(sys.argv[1]).write_text("trained\\n")
 def test_requeued_job_is_rerun_and_resumes(
     tmp_path: Path, background: Callable[..., Background], interruption: str
 ) -> None:
-    write_workflow(tmp_path, """
+    write_workflow(
+        tmp_path,
+        """
         rule train:
             output: "model.txt"
             shell: "python3 train.py {output}"
-        """, files={"train.py": TRAIN})
+        """,
+        files={"train.py": TRAIN},
+    )
     run = background(tmp_path, *SLURM)
     (job_id,) = run.wait_for_submissions(1)
     progress = tmp_path / "progress.txt"
@@ -181,6 +237,10 @@ def test_requeued_job_is_rerun_and_resumes(
     assert len(starts) == 2 and starts[0] == 0 and starts[1] >= 5, starts  # resumed, not restarted
     assert (tmp_path / "model.txt").read_text() == "trained\n"
     assert finished.job_ids == [job_id]  # the same SLURM job again, not a Snakemake retry
-    history = subprocess.run(["sacct", "-X", "-n", "-P", "--duplicates", "-o", "State", "-j", job_id],
-                             capture_output=True, text=True, check=True).stdout.split()
+    history = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "--duplicates", "-o", "State", "-j", job_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert "REQUEUED" in history and history[-1] == "COMPLETED", history
