@@ -38,7 +38,7 @@ def test_supported_when_every_cell_improves():
 def test_not_supported_when_one_cell_is_significantly_worse():
     effect = {c: 0.03 for c in CELLS} | {("el2n-hardest", 0.1): -0.02}
     cells, v = evaluate_claim(spec(), runs(effect))
-    assert v["verdict"] == "not supported" and "significantly not in 1" in v["reason"]
+    assert v["verdict"] == "not supported" and "significantly the other way in 1" in v["reason"]
 
 
 def test_inconclusive_when_noise_hides_the_effect():

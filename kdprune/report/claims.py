@@ -1,14 +1,18 @@
 """Claim verdicts from a runs table, by rules written in config.
 
-A claim's test compares a `treatment` (axis values, e.g. loss: kd) with a `control` (loss: ce)
-inside each cell (the `cells` axes, e.g. selection x keep), paired by seed. Each cell gets the
-mean difference and a t confidence interval; a registered rule turns the cells into
-`supported` / `not supported` / `inconclusive`, says why in one sentence and gives each cell a
-status. A rule is `rule(cells, test) -> (verdict, reason, statuses)`."""
+A rule is `rule(runs, test) -> (table, verdict, reason)`. Every rule's table has one row per cell
+(the `cells` axes of the test) with the cell's effect `diff`, its confidence interval
+(`ci_low`, `ci_high`, a t interval over seeds) and a `status` (better / worse / unresolved),
+plus the rule's own columns; the verdict is `supported` / `not supported` / `inconclusive`, with
+the reason in one sentence.
+
+Axis values in `treatment`, `control`, `where`: a scalar (equal), a list (any of), or
+`{not: [...]}` (none of)."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -22,83 +26,235 @@ VERDICT_RULES: Registry = Registry("verdict rule")
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 
 
-def _matches(df: pd.DataFrame, values: dict) -> pd.Series:
+# -- helpers --------------------------------------------------------------------------------------
+
+def matches(df: pd.DataFrame, values: dict) -> pd.Series:
     mask = pd.Series(True, index=df.index)
     for axis, value in values.items():
-        mask &= df[axis].astype(str) == str(value)
+        col = df[axis].astype(str)
+        if isinstance(value, dict):
+            mask &= ~col.isin([str(v) for v in value["not"]])
+        elif isinstance(value, list):
+            mask &= col.isin([str(v) for v in value])
+        else:
+            mask &= col == str(value)
     return mask
 
 
-def paired_cells(runs: pd.DataFrame, test: dict) -> pd.DataFrame:
-    """One row per cell: treatment and control mean/std/n, and the seed-paired difference with its
-    confidence interval (NaN when fewer than two pairs)."""
-    metric, cells = test["metric"], list(test.get("cells", []))
-    level = test.get("confidence", 0.95)
-    treat = runs[_matches(runs, test["treatment"])]
-    ctrl = runs[_matches(runs, test["control"])]
+def t_interval(values, level: float) -> tuple[float, float, float, int]:
+    """Mean and two-sided t interval of `values`; NaN interval with fewer than two values."""
+    values = np.asarray(pd.Series(values).dropna(), dtype=float)
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = values.mean()
+    if n < 2:
+        return mean, math.nan, math.nan, n
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
+    return mean, mean - half, mean + half, n
+
+
+def status_of(lo: float, hi: float, threshold: float) -> str:
+    return "better" if lo > threshold else "worse" if hi < threshold else "unresolved"
+
+
+def verdict_from(table: pd.DataFrame, what: str) -> tuple[str, str]:
+    """Supported when every cell is `better`, not supported when any is `worse`, else inconclusive."""
+    if not len(table):
+        return INCONCLUSIVE, "no runs match the test"
+    status = list(table["status"])
+    better, worse = status.count("better"), status.count("worse")
+    why = f"{what} in {better}/{len(status)} cells, significantly the other way in {worse}, unresolved in {len(status) - better - worse}"
+    if worse:
+        return NOT_SUPPORTED, why
+    return (SUPPORTED if better == len(status) else INCONCLUSIVE), why
+
+
+def _cell_groups(runs: pd.DataFrame, cells: list[str]):
+    if not cells:
+        yield {}, runs
+        return
+    for key, group in runs.groupby(cells, dropna=False):
+        yield dict(zip(cells, key if isinstance(key, tuple) else (key,))), group
+
+
+def _seed_means(df: pd.DataFrame, metric: str) -> pd.Series:
+    return df.groupby("seed")[metric].mean()
+
+
+# -- paired comparisons: treatment vs control, per cell -----------------------------------------
+
+def paired_cells(runs: pd.DataFrame, test: dict, threshold: float) -> pd.DataFrame:
+    """Per cell: treatment and control mean/std/n and the seed-paired difference. The control is
+    matched on the cell's axes except those the control itself fixes; with `control_best_of: axis`
+    the control is, per cell, the value of that axis with the highest mean."""
+    metric, level = test["metric"], test.get("confidence", 0.95)
+    runs = runs[matches(runs, test.get("where", {}))]
+    treat, ctrl = runs[matches(runs, test["treatment"])], runs[matches(runs, test["control"])]
     rows = []
-    groups = treat.groupby(cells, dropna=False) if cells else [((), treat)]
-    for key, t in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        cell = dict(zip(cells, key))
-        c = ctrl[_matches(ctrl, cell)]
-        pairs = t[["seed", metric]].merge(c[["seed", metric]], on="seed", suffixes=("_t", "_c"))
-        diff = pairs[f"{metric}_t"] - pairs[f"{metric}_c"]
-        n = len(diff)
-        lo = hi = math.nan
-        if n >= 2:
-            half = stats.t.ppf(0.5 + level / 2, n - 1) * diff.std(ddof=1) / math.sqrt(n)
-            lo, hi = diff.mean() - half, diff.mean() + half
-        rows.append({**cell, "treatment_mean": t[metric].mean(), "treatment_std": t[metric].std(ddof=1), "n_treatment": len(t),
+    for cell, t in _cell_groups(treat, list(test.get("cells", []))):
+        c = ctrl[matches(ctrl, {k: v for k, v in cell.items() if k not in test["control"]})]
+        extra = {}
+        best_of = test.get("control_best_of")
+        if best_of and len(c):
+            choice = c.groupby(best_of)[metric].mean().idxmax()
+            c, extra = c[c[best_of] == choice], {f"control_{best_of}": choice}
+        pairs = pd.concat([_seed_means(t, metric).rename("t"), _seed_means(c, metric).rename("c")], axis=1).dropna()
+        mean, lo, hi, n = t_interval(pairs["t"] - pairs["c"], level)
+        rows.append({**cell, **extra, "treatment_mean": t[metric].mean(), "treatment_std": t[metric].std(ddof=1), "n_treatment": len(t),
                      "control_mean": c[metric].mean(), "control_std": c[metric].std(ddof=1), "n_control": len(c),
-                     "diff": diff.mean() if n else math.nan, "ci_low": lo, "ci_high": hi, "n_pairs": n})
+                     "diff": mean, "ci_low": lo, "ci_high": hi, "n_pairs": n, "status": status_of(lo, hi, threshold)})
     return pd.DataFrame(rows)
 
 
-def _every_cell_clears(cells: pd.DataFrame, threshold: float, what: str) -> tuple[str, str, list[str]]:
-    """Supported when every cell's interval lies above `threshold`; not supported when some cell's
-    interval lies below it; otherwise (or with no interval) inconclusive."""
-    status = ["better" if lo > threshold else "worse" if hi < threshold else "unresolved"
-              for lo, hi in zip(cells.get("ci_low", []), cells.get("ci_high", []))]
-    better, worse = status.count("better"), status.count("worse")
-    why = f"{what} in {better}/{len(cells)} cells, significantly not in {worse}, unresolved in {len(cells) - better - worse}"
-    if not len(cells):
-        return INCONCLUSIVE, "no runs match the treatment and control", status
-    if worse:
-        return NOT_SUPPORTED, why, status
-    return (SUPPORTED if better == len(cells) else INCONCLUSIVE), why, status
-
-
 @VERDICT_RULES.register("improves_everywhere")
-def improves_everywhere(cells: pd.DataFrame, test: dict) -> tuple[str, str, list[str]]:
+def improves_everywhere(runs: pd.DataFrame, test: dict):
     """The treatment beats the control by more than `margin` in every cell."""
     margin = test.get("margin", 0.0)
-    return _every_cell_clears(cells, margin, f"treatment better than control by more than {margin:g}")
+    table = paired_cells(runs, test, margin)
+    return (table, *verdict_from(table, f"treatment better than control by more than {margin:g}"))
 
 
 @VERDICT_RULES.register("matches_or_beats")
-def matches_or_beats(cells: pd.DataFrame, test: dict) -> tuple[str, str, list[str]]:
+def matches_or_beats(runs: pd.DataFrame, test: dict):
     """Non-inferiority: the treatment is at most `margin` below the control in every cell."""
     margin = test.get("margin", 0.0)
-    return _every_cell_clears(cells, -margin, f"treatment within {margin:g} of control or better")
+    table = paired_cells(runs, test, -margin)
+    return (table, *verdict_from(table, f"treatment within {margin:g} of control or better"))
 
+
+# -- difference in differences: does raising `factor` help the treatment more? -------------------
+
+@VERDICT_RULES.register("larger_gain")
+def larger_gain(runs: pd.DataFrame, test: dict):
+    """Per cell and seed: [treatment(high) - treatment(low)] - [control(high) - control(low)] of
+    the `factor` axis (`low`/`high` values); the claim holds when that exceeds `margin` in every
+    cell. A CE run counts as alpha = 0."""
+    metric, level, factor, margin = test["metric"], test.get("confidence", 0.95), test["factor"], test.get("margin", 0.0)
+    runs = _ce_as_alpha_zero(runs[matches(runs, test.get("where", {}))])
+    rows = []
+    treat, ctrl = runs[matches(runs, test["treatment"])], runs[matches(runs, test["control"])]
+    for cell, t in _cell_groups(treat, list(test.get("cells", []))):
+        c = ctrl[matches(ctrl, {k: v for k, v in cell.items() if k not in test["control"]})]
+
+        def gain(df):
+            return _seed_means(df[df[factor] == test["high"]], metric) - _seed_means(df[df[factor] == test["low"]], metric)
+
+        g = pd.concat([gain(t).rename("t"), gain(c).rename("c")], axis=1).dropna()
+        mean, lo, hi, n = t_interval(g["t"] - g["c"], level)
+        rows.append({**cell, "treatment_gain": g["t"].mean(), "control_gain": g["c"].mean(),
+                     "diff": mean, "ci_low": lo, "ci_high": hi, "n_pairs": n, "status": status_of(lo, hi, margin)})
+    table = pd.DataFrame(rows)
+    what = f"raising {factor} {test['low']:g} -> {test['high']:g} helps the treatment more than the control"
+    return (table, *verdict_from(table, what))
+
+
+def _ce_as_alpha_zero(runs: pd.DataFrame) -> pd.DataFrame:
+    if "alpha" not in runs:
+        return runs
+    return runs.assign(alpha=runs["alpha"].where(runs["loss"] != "ce", 0.0))
+
+
+# -- where does the best value of an axis sit? ----------------------------------------------------
+
+@VERDICT_RULES.register("best_value_shifts")
+def best_value_shifts(runs: pd.DataFrame, test: dict):
+    """The best value of `axis` (mean metric) is larger at the smallest value of `along` than at the
+    largest (`direction: decreasing`, e.g. best alpha falls as the keep fraction grows). Per cell:
+    a_lo = best at min(along), a_hi = best at max(along); the effect `diff` is the seed-paired gain
+    of a_lo over a_hi at min(along); the cell is `better` when a_lo > a_hi (for decreasing) and
+    both a_lo wins at min(along) and a_hi wins at max(along) significantly, `worse` when the order
+    is reversed with both wins significant, else unresolved. Rows per `along` value give the
+    best value, the table the paper shows."""
+    metric, level, axis, along = test["metric"], test.get("confidence", 0.95), test["axis"], test["along"]
+    sign = -1 if test.get("direction", "decreasing") == "decreasing" else 1
+    runs = _ce_as_alpha_zero(runs[matches(runs, test.get("where", {}))])
+    rows = []
+    for cell, df in _cell_groups(runs, list(test.get("cells", []))):
+        means = df.groupby([along, axis])[metric].mean()
+        best = {v: means.loc[v].idxmax() for v in sorted(df[along].unique())}
+        lo_v, hi_v = min(best), max(best)
+        a_lo, a_hi = best[lo_v], best[hi_v]
+
+        def paired(at, a, b):
+            d = df[df[along] == at]
+            return t_interval(_seed_means(d[d[axis] == a], metric) - _seed_means(d[d[axis] == b], metric), level)
+
+        d1, lo1, hi1, n1 = paired(lo_v, a_lo, a_hi)
+        _, lo2, _, _ = paired(hi_v, a_hi, a_lo)
+        significant = lo1 > 0 and lo2 > 0
+        order = sign * (a_hi - a_lo)
+        status = "better" if order > 0 and significant else "worse" if order < 0 and significant else "unresolved"
+        for v in best:
+            rows.append({**cell, along: v, f"best_{axis}": best[v], "best_mean": means.loc[(v, best[v])],
+                         "diff": d1 if v == lo_v else math.nan, "ci_low": lo1 if v == lo_v else math.nan,
+                         "ci_high": hi1 if v == lo_v else math.nan, "n_pairs": n1 if v == lo_v else 0,
+                         "status": status if v == lo_v else None})
+    table = pd.DataFrame(rows)
+    judged = table[table["status"].notna()] if len(table) else table
+    verdict, why = verdict_from(judged, f"the best {axis} is {'larger' if sign < 0 else 'smaller'} at the smallest {along} than at the largest")
+    return table, verdict, why
+
+
+# -- trends: does the metric rise or fall with an axis? -------------------------------------------
+
+def _slopes(df: pd.DataFrame, x: str, metric: str, log_x: bool) -> pd.Series:
+    """Per seed: least-squares slope of the metric against x (or log x)."""
+    out = {}
+    for seed, d in df.groupby("seed"):
+        xs = np.log(d[x].astype(float)) if log_x else d[x].astype(float)
+        if xs.nunique() >= 2:
+            out[seed] = np.polyfit(xs, d[metric], 1)[0]
+    return pd.Series(out, dtype=float)
+
+
+@VERDICT_RULES.register("trend")
+def trend(runs: pd.DataFrame, test: dict):
+    """Per cell: the per-seed slope of the metric against `axis` (log scale with `log: true`),
+    measured where `at` holds (e.g. the smallest keep fraction), has the sign of `direction`
+    (increasing / decreasing) with its interval excluding 0. With `fades_along: keep` the slope at
+    the largest value of that axis must also be significantly closer to zero (paired by seed)."""
+    metric, level, x, log_x = test["metric"], test.get("confidence", 0.95), test["axis"], test.get("log", False)
+    sign = 1 if test.get("direction", "increasing") == "increasing" else -1
+    runs = runs[matches(runs, test.get("where", {}))].dropna(subset=[x])
+    fade = test.get("fades_along")
+    rows = []
+    for cell, df in _cell_groups(runs, list(test.get("cells", []))):
+        at = df[df[fade] == df[fade].min()] if fade else df
+        slope = _slopes(at, x, metric, log_x)
+        mean, lo, hi, n = t_interval(sign * slope, level)
+        row = {**cell, "slope": sign * mean, "diff": sign * mean, "ci_low": min(sign * lo, sign * hi), "ci_high": max(sign * lo, sign * hi),
+               "n_pairs": n, "status": status_of(lo, hi, 0.0)}
+        if fade:
+            far = _slopes(df[df[fade] == df[fade].max()], x, metric, log_x)
+            f_mean, f_lo, _, _ = t_interval((sign * slope - sign * far).dropna(), level)
+            row.update({f"slope_at_max_{fade}": sign * far.mean(), "fade": f_mean, "fade_ci_low": f_lo})
+            if row["status"] == "better" and not f_lo > 0:
+                row["status"] = "unresolved"  # the trend is there but does not significantly fade
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    what = f"{metric} {'rises' if sign > 0 else 'falls'} with {'log ' if log_x else ''}{x}" + (f" and the effect fades along {fade}" if fade else "")
+    return (table, *verdict_from(table, what))
+
+
+# -- evaluation and files -------------------------------------------------------------------------
 
 def evaluate_claim(spec: dict, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     test = spec["test"]
-    cells = paired_cells(runs, test)
-    verdict, why, status = VERDICT_RULES.get(test["rule"])(cells, test)
-    cells["status"] = status
-    seeds = sorted(runs["seed"].unique().tolist())
+    rule: Callable = VERDICT_RULES.get(test["rule"])
+    table, verdict, why = rule(runs, test)
+    judged = table[table["status"].notna()] if len(table) else table
+    diffs = judged["diff"].dropna() if len(judged) else pd.Series(dtype=float)
     result = {
         "claim": spec["id"], "paper": spec["paper"], "statement": spec["statement"], "extension": spec.get("extension", False),
-        "scale": spec["scale"], "evidence": spec["evidence"], "setting": spec["setting"],
-        "rule": test["rule"], "metric": test["metric"], "treatment": test["treatment"], "control": test["control"],
-        "confidence": test.get("confidence", 0.95), "margin": test.get("margin", 0.0), "n_seeds": len(seeds),
-        "n_cells": len(cells), "mean_diff": float(cells["diff"].mean()) if len(cells) else math.nan,
-        "min_diff": float(cells["diff"].min()) if len(cells) else math.nan, "max_diff": float(cells["diff"].max()) if len(cells) else math.nan,
-        "verdict": verdict, "reason": why, "cells": cells.replace({np.nan: None}).to_dict("records"),
+        "scale": spec["scale"], "evidence": spec["evidence"], "setting": spec["setting"], "rule": test["rule"],
+        "test": test, "metric": test["metric"], "confidence": test.get("confidence", 0.95),
+        "n_seeds": int(runs["seed"].nunique()), "n_cells": len(judged),
+        "mean_diff": float(diffs.mean()) if len(diffs) else math.nan,
+        "min_diff": float(diffs.min()) if len(diffs) else math.nan, "max_diff": float(diffs.max()) if len(diffs) else math.nan,
+        "verdict": verdict, "reason": why, "cells": table.replace({np.nan: None}).to_dict("records"),
     }
-    return cells, result
+    return table, result
 
 
 def claim_spec(cfg: dict, claim_id: str) -> dict:
@@ -110,7 +266,9 @@ def claim_spec(cfg: dict, claim_id: str) -> dict:
         "methods": exp["method"], "keep": exp["keep"], "seeds": exp.get("seed", cfg["seeds"]),
         "student_epochs": sorted({cfg["recipes"][r]["epochs"] for r in exp.get("recipe", ["student"])}),
         "teacher_epochs": cfg["recipes"][cfg["teacher_recipe"]]["epochs"],
+        "budget": sorted({cfg["recipes"][r].get("budget", "epochs") for r in exp.get("recipe", ["student"])}),
     }
+    setting.update({axis: exp[axis] for axis in ("alpha", "temperature", "teacher_keep", "label_noise") if axis in exp})
     return {"id": claim_id, **claim, "scale": cfg["scale"], "evidence": cfg.get("evidence", True), "setting": setting}
 
 
@@ -118,19 +276,19 @@ def format_markdown_table(df: pd.DataFrame) -> str:
     """A GitHub-style Markdown table (no optional dependency on tabulate)."""
     def fmt(v):
         if isinstance(v, float):
-            return "" if math.isnan(v) else f"{v:.4f}"
+            return "" if math.isnan(v) else f"{v:.4g}"
         return "" if v is None else str(v)
 
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
 def evaluate_claim_files(spec: dict, runs_path: Path, table_csv: Path, verdict_json: Path) -> dict:
-    cells, result = evaluate_claim(spec, read_runs_table(runs_path))
+    table, result = evaluate_claim(spec, read_runs_table(runs_path))
     with atomic_path(table_csv) as tmp:
-        cells.to_csv(tmp, index=False)
-    title = f"# {spec['id']} ({spec['paper']}): {spec['test']['treatment']} vs {spec['test']['control']}, {spec['test']['metric']}\n\n"
-    write_text(table_csv.with_suffix(".md"), title + format_markdown_table(cells) + f"\nVerdict: **{result['verdict']}**: {result['reason']}.\n")
+        table.to_csv(tmp, index=False)
+    title = f"# {spec['id']} ({spec['paper']}): `{spec['test']['rule']}` on {spec['test']['metric']}\n\n{spec['statement']}\n\n"
+    write_text(table_csv.with_suffix(".md"), title + format_markdown_table(table) + f"\nVerdict: **{result['verdict']}**: {result['reason']}.\n")
     write_json(verdict_json, result)
     return result

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdprune.io import atomic_path, read_json, write_json, write_text
+from kdprune.report.claims import format_markdown_table
 
 NOT_EVIDENCE = "no: this scale checks the pipeline, it is too small to count as evidence"
 
@@ -35,37 +36,36 @@ def _markdown(verdicts: list[dict]) -> str:
     if any(not v["evidence"] for v in verdicts):
         out += [f"> **Scale {', '.join(scales)}: too small to count as evidence.** These verdicts check that the pipeline "
                 "runs end to end; rerun at the `small` or `paper` scale for numbers that mean something.", ""]
-    out += ["| claim | paper | verdict | treatment - control (points) | seeds | evidence |", "|---|---|---|---|---|---|"]
+    out += ["| claim | paper | verdict | effect (points) | seeds | evidence |", "|---|---|---|---|---|---|"]
     for v in verdicts:
         diff = f"mean {_pts(v['mean_diff'])} (cells {_pts(v['min_diff'])} .. {_pts(v['max_diff'])})"
         out.append(f"| {v['claim']}{' (extension)' if v['extension'] else ''} | {v['paper']} | **{v['verdict']}** | {diff} | "
                    f"{v['n_seeds']} | {'yes' if v['evidence'] else 'no'} |")
     for v in verdicts:
         s = v["setting"]
+        extra_axes = "; ".join(f"{k} {', '.join(map(str, s[k]))}" for k in ("alpha", "temperature", "teacher_keep", "label_noise") if k in s)
+        test = ", ".join(f"{k}: {val}" for k, val in v["test"].items() if k not in ("rule", "metric"))
         out += ["", f"## {v['claim']} ({v['paper']}){' (extension: goes beyond the paper)' if v['extension'] else ''}", "",
                 f"**Statement.** {v['statement']}", "",
                 f"**Setting.** scale `{v['scale']}`; dataset {', '.join(map(str, s['dataset']))}; student {', '.join(s['student'])}; "
                 f"teacher {', '.join(s['teacher']) or 'none'} ({s['teacher_epochs']} epochs); methods {', '.join(s['methods'])}; "
-                f"keep {', '.join(f'{k:g}' for k in s['keep'])}; student epochs {', '.join(map(str, s['student_epochs']))}; "
-                f"seeds {', '.join(map(str, s['seeds']))}.", "",
-                f"**Test.** `{v['rule']}` on {v['metric']}: {v['treatment']} vs {v['control']}, paired by seed, "
-                f"{100 * v['confidence']:g}% t-interval per cell, margin {v['margin']:g}.", "",
-                "| cell | treatment mean ± std | control mean ± std | diff (points) | CI (points) | pairs | status |",
-                "|---|---|---|---|---|---|---|"]
-        for c in v["cells"]:
-            keys = [k for k in c if k not in {"treatment_mean", "treatment_std", "n_treatment", "control_mean", "control_std",
-                                                 "n_control", "diff", "ci_low", "ci_high", "n_pairs", "status"}]
-            cell = ", ".join(f"{k}={c[k]:g}" if isinstance(c[k], float) else f"{k}={c[k]}" for k in keys)
-            out.append(f"| {cell} | {_pct(c['treatment_mean'], c['treatment_std'])} | {_pct(c['control_mean'], c['control_std'])} | "
-                       f"{_pts(c['diff'])} | [{_pts(c['ci_low'])}, {_pts(c['ci_high'])}] | {c['n_pairs']} | {c['status']} |")
-        out += ["", f"**Verdict: {v['verdict']}**: {v['reason']}." + ("" if v["evidence"] else f" Evidence: {NOT_EVIDENCE}."), ""]
+                f"keep {', '.join(f'{k:g}' for k in s['keep'])}; student epochs {', '.join(map(str, s['student_epochs']))} "
+                f"({', '.join(s.get('budget', ['epochs']))} budget); seeds {', '.join(map(str, s['seeds']))}"
+                + (f"; {extra_axes}" if extra_axes else "") + ".", "",
+                f"**Test.** `{v['rule']}` on {v['metric']} ({test}); {100 * v['confidence']:g}% t-intervals over seeds. "
+                "Accuracies and effects below are in points (percent).", "",
+                format_markdown_table(_in_points(pd.DataFrame(v["cells"]))),
+                f"**Verdict: {v['verdict']}**: {v['reason']}." + ("" if v["evidence"] else f" Evidence: {NOT_EVIDENCE}."), ""]
     return "\n".join(out)
 
 
-def _pct(mean, std) -> str:
-    if mean is None:
-        return "n/a"
-    return f"{100 * mean:.2f}" + ("" if std is None else f" ± {100 * std:.2f}")
+def _in_points(table: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy-valued columns x 100, so the ledger reads in points."""
+    out = table.copy()
+    for col in out.columns:
+        if col in ("diff", "ci_low", "ci_high", "slope", "fade", "fade_ci_low") or col.endswith(("_mean", "_std", "_gain")) or col.startswith("slope_"):
+            out[col] = pd.to_numeric(out[col], errors="coerce") * 100
+    return out
 
 
 def write_ledger(verdict_paths: list[Path], out_dir: Path) -> None:
