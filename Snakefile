@@ -1,8 +1,9 @@
 # kdprune: knowledge distillation with data pruning, reproduced claim by claim.
-#   snakemake all_figures                      everything the config asks for
-#   snakemake -n all_figures                   list the jobs, run nothing
-#   snakemake paper_figures/P1/P1-C1.md        one claim's table, and only what it needs
-#   snakemake --profile slurm all_figures      the same on a SLURM cluster (see docs/cluster.md)
+#   snakemake -c all all_figures                  everything the config asks for, on this machine
+#   snakemake -n all_figures                      list the jobs, run nothing
+#   snakemake -c all paper_figures/P1/P1-C1.md    one claim's table, and only what it needs
+#   snakemake --profile slurm all_figures         the same on a SLURM cluster (docs/cluster.md)
+#   snakemake --profile profiles/local all_figures   local profile (all cores)
 from snakemake.utils import min_version
 
 min_version("9.0")
