@@ -43,7 +43,7 @@ def resolve(raw: dict, overrides: dict | None = None, schema: dict | None = None
     presets = raw.get("presets")
     if not isinstance(presets, dict) or not presets:
         raise ConfigError("config: presets is missing or empty; allowed: a mapping of preset name -> overrides")
-    scale = raw.get("scale")
+    scale = overrides.get("scale", raw.get("scale"))
     if scale not in presets:
         raise ConfigError(f"config: scale = {scale!r} is not allowed: one of {', '.join(presets)}")
     # Every preset is checked, not only the chosen one: a typo in `paper` fails on the laptop.

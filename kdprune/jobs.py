@@ -103,6 +103,7 @@ def run_training(spec: dict, out_dir: Path, teacher_path: Path | None = None, sc
                                       "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}})
     metrics = {
         "spec": spec, "settings_hash": run_hash, "code_rev": code_revision(), **platform_info(device),
+        "teacher_params": sum(p.numel() for p in teacher.parameters()) if teacher is not None else None,
         "subset_size": len(indices), "subset_sha": hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:12],
         "wall_seconds": time.perf_counter() - t0, **result,
     }

@@ -20,7 +20,7 @@ from scipy import stats
 
 from kdprune.io import atomic_path, write_json, write_text
 from kdprune.registry import Registry
-from kdprune.report.runs import read_runs_table
+from kdprune.report.runs import ce_as_alpha_zero, read_runs_table, with_full_data_in_every_selection
 
 VERDICT_RULES: Registry = Registry("verdict rule")
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -131,7 +131,7 @@ def larger_gain(runs: pd.DataFrame, test: dict):
     the `factor` axis (`low`/`high` values); the claim holds when that exceeds `margin` in every
     cell. A CE run counts as alpha = 0."""
     metric, level, factor, margin = test["metric"], test.get("confidence", 0.95), test["factor"], test.get("margin", 0.0)
-    runs = _ce_as_alpha_zero(runs[matches(runs, test.get("where", {}))])
+    runs = ce_as_alpha_zero(runs[matches(runs, test.get("where", {}))])
     rows = []
     treat, ctrl = runs[matches(runs, test["treatment"])], runs[matches(runs, test["control"])]
     for cell, t in _cell_groups(treat, list(test.get("cells", []))):
@@ -149,12 +149,6 @@ def larger_gain(runs: pd.DataFrame, test: dict):
     return (table, *verdict_from(table, what))
 
 
-def _ce_as_alpha_zero(runs: pd.DataFrame) -> pd.DataFrame:
-    if "alpha" not in runs:
-        return runs
-    return runs.assign(alpha=runs["alpha"].where(runs["loss"] != "ce", 0.0))
-
-
 # -- where does the best value of an axis sit? ----------------------------------------------------
 
 @VERDICT_RULES.register("best_value_shifts")
@@ -168,7 +162,9 @@ def best_value_shifts(runs: pd.DataFrame, test: dict):
     best value, the table the paper shows."""
     metric, level, axis, along = test["metric"], test.get("confidence", 0.95), test["axis"], test["along"]
     sign = -1 if test.get("direction", "decreasing") == "decreasing" else 1
-    runs = _ce_as_alpha_zero(runs[matches(runs, test.get("where", {}))])
+    runs = ce_as_alpha_zero(runs[matches(runs, test.get("where", {}))])
+    if "selection" in test.get("cells", []):
+        runs = with_full_data_in_every_selection(runs)
     rows = []
     for cell, df in _cell_groups(runs, list(test.get("cells", []))):
         means = df.groupby([along, axis])[metric].mean()

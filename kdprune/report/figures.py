@@ -13,17 +13,9 @@ import seaborn as sns  # noqa: E402
 
 from kdprune.io import atomic_path  # noqa: E402
 from kdprune.registry import Registry  # noqa: E402
-from kdprune.report.runs import read_runs_table  # noqa: E402
+from kdprune.report.runs import ce_as_alpha_zero, read_runs_table, with_full_data_in_every_selection  # noqa: E402
 
 FIGURES: Registry = Registry("figure kind")
-
-
-def _with_full_data_on_every_line(runs: pd.DataFrame) -> pd.DataFrame:
-    """A keep-1.0 run belongs to every method's curve (it is one run, whatever the method)."""
-    full = runs[runs["selection"] == "full"]
-    methods = [s for s in runs["selection"].unique() if s != "full"]
-    copies = [full.assign(selection=m) for m in methods]
-    return pd.concat([runs[runs["selection"] != "full"], *copies], ignore_index=True)
 
 
 @FIGURES.register("acc_vs_keep")
@@ -31,7 +23,7 @@ def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     """Test accuracy vs kept fraction: one colour per pruning method, CE dashed vs KD solid;
     mean +- std over seeds."""
     metric = spec["test"]["metric"]
-    df = _with_full_data_on_every_line(runs).assign(accuracy=lambda d: 100 * d[metric])
+    df = with_full_data_in_every_selection(runs).assign(accuracy=lambda d: 100 * d[metric])
     n_seeds = df.groupby(["selection", "keep", "loss"])["seed"].nunique()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
     sns.lineplot(data=df, x="keep", y="accuracy", hue="selection", style="loss", style_order=sorted(df["loss"].unique(), reverse=True),
@@ -44,6 +36,66 @@ def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
                  f"mean ± std over {n_txt} seeds; dataset {', '.join(map(str, runs['dataset'].unique()))}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(title="pruning method / loss", fontsize=8)
+    return fig
+
+
+def _title(spec: dict, runs: pd.DataFrame, what: str) -> str:
+    n = runs.groupby([c for c in ("selection", "keep", "loss", "alpha", "teacher", "teacher_keep") if c in runs])["seed"].nunique()
+    n_txt = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+    data = ", ".join(map(str, runs["dataset"].unique()))
+    return f"{spec['id']}: {what}, {spec['scale']} scale\nmean ± std over {n_txt} seeds; dataset {data}"
+
+
+AXIS_LABELS = {
+    "keep": "kept fraction f of the training set", "alpha": "KD weight alpha", "teacher_params": "teacher parameters",
+    "teacher_keep": "fraction of the training set the teacher saw", "temperature": "temperature T",
+}
+
+
+@FIGURES.register("lines")
+def lines(runs: pd.DataFrame, spec: dict) -> plt.Figure:
+    """Accuracy against one axis (`figure_options.x`), a line per `hue`, a panel per `col`;
+    mean +- std over seeds. `where` filters the runs; `log_x` uses a log axis."""
+    opts = spec.get("figure_options", {})
+    from kdprune.report.claims import matches
+
+    df = ce_as_alpha_zero(runs[matches(runs, opts.get("where", {}))]).dropna(subset=[opts["x"]])
+    metric = spec["test"]["metric"]
+    df = df.assign(accuracy=100 * df[metric])
+    hue, col = opts.get("hue"), opts.get("col")
+    grid = sns.relplot(data=df, x=opts["x"], y="accuracy", hue=hue, col=col, kind="line", marker="o", errorbar="sd",
+                       err_style="bars", palette="viridis" if hue and pd.api.types.is_numeric_dtype(df[hue]) else None,
+                       height=3.6, aspect=1.2, facet_kws={"sharey": False})
+    for ax in grid.axes.flat:
+        ax.set_xlabel(AXIS_LABELS.get(opts["x"], opts["x"]))
+        ax.set_ylabel(f"test accuracy (%), {metric.replace('_', ' ')}")
+        ax.grid(alpha=0.3)
+        if opts.get("log_x"):
+            ax.set_xscale("log")
+    grid.figure.suptitle(_title(spec, df, opts.get("what", f"accuracy vs {opts['x']}")), fontsize=10)
+    grid.figure.tight_layout()
+    return grid.figure
+
+
+@FIGURES.register("alpha_heatmap")
+def alpha_heatmap(runs: pd.DataFrame, spec: dict) -> plt.Figure:
+    """Mean accuracy over (alpha x keep fraction), one panel per selection; the best alpha of each
+    keep fraction is boxed."""
+    metric = spec["test"]["metric"]
+    df = ce_as_alpha_zero(runs)
+    df = with_full_data_in_every_selection(df)
+    panels = sorted(df["selection"].unique())
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), constrained_layout=True, squeeze=False)
+    for ax, sel in zip(axes[0], panels):
+        grid = df[df["selection"] == sel].pivot_table(index="alpha", columns="keep", values=metric, aggfunc="mean") * 100
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", ax=ax, cbar_kws={"label": "test accuracy (%)"})
+        for j, keep in enumerate(grid.columns):
+            i = list(grid.index).index(grid[keep].idxmax())
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="red", lw=2))
+        ax.set_title(f"{sel} (red: best alpha per f)", fontsize=9)
+        ax.set_xlabel(AXIS_LABELS["keep"])
+        ax.set_ylabel(AXIS_LABELS["alpha"])
+    fig.suptitle(_title(spec, df, "accuracy over KD weight x kept fraction"), fontsize=10)
     return fig
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 from kdprune.io import atomic_path, read_json
 
 METRIC_COLUMNS = [
-    "final_acc", "best_acc", "best_epoch", "epochs", "subset_size", "n_params", "wall_seconds", "train_seconds",
+    "final_acc", "best_acc", "best_epoch", "epochs", "subset_size", "n_params", "teacher_params", "wall_seconds", "train_seconds",
     "train_images_per_s", "settings_hash", "code_rev", "device", "torch",
 ]
 TIMING_COLUMNS = ["wall_seconds", "train_seconds", "train_images_per_s"]  # vary between identical runs
@@ -34,3 +34,15 @@ def write_runs_table(metrics_paths: list[Path], out: Path, scale: str) -> pd.Dat
 
 def read_runs_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
+
+
+def with_full_data_in_every_selection(runs: pd.DataFrame) -> pd.DataFrame:
+    """A keep-1.0 run belongs to every pruning method's curve (it is one run, whatever the method)."""
+    full = runs[runs["selection"] == "full"]
+    methods = [s for s in runs["selection"].unique() if s != "full"]
+    return pd.concat([runs[runs["selection"] != "full"], *(full.assign(selection=m) for m in methods)], ignore_index=True)
+
+
+def ce_as_alpha_zero(runs: pd.DataFrame) -> pd.DataFrame:
+    """A CE run is the KD loss at alpha = 0 (the grid runs it once, without a teacher)."""
+    return runs.assign(alpha=runs["alpha"].where(runs["loss"] != "ce", 0.0)) if "alpha" in runs else runs
