@@ -56,3 +56,40 @@ def select_indices(
         order = members[np.argsort(scores[members], kind="stable")]  # easiest ... hardest
         kept.append(pick(order, scores[order], k, settings, rng))
     return np.sort(np.concatenate(kept))
+
+
+@RULES.register("ccs")
+def _ccs(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: dict, rng) -> np.ndarray:
+    """Coverage-centric coreset selection (Zheng et al., ICLR 2023), on any score. 1) Drop the
+    hardest floor(`ccs_hard_cutoff` * n) samples of the group (default 0.1; the paper tunes this
+    beta per dataset and keep fraction). 2) Split [min, max] of the remaining scores into
+    `ccs_strata` (default 50, as the original) equal-width strata; the maximum falls in the last.
+    3) Allocate k: visit the non-empty strata from fewest to most samples (ties: lower scores
+    first) and give each min(its size, remaining budget // strata not yet visited); this spends
+    exactly k whenever k <= the remaining samples. 4) Draw each stratum's share uniformly without
+    replacement with `rng`. When k exceeds what survives the cutoff, everything that survived is
+    kept and the rest comes from the pruned hardest samples, easiest of them first."""
+    cutoff = float(settings.get("ccs_hard_cutoff", 0.1))
+    n_strata = int(settings.get("ccs_strata", 50))
+    if not 0.0 <= cutoff < 1.0 or n_strata < 1:
+        raise ValueError(f"ccs needs 0 <= ccs_hard_cutoff < 1 and ccs_strata >= 1, got {cutoff}, {n_strata}")
+    n_pool = len(order) - int(cutoff * len(order))
+    if k >= n_pool:
+        return order[:k]
+    pool, scores = order[:n_pool], np.asarray(sorted_scores[:n_pool], dtype=np.float64)
+    width = (scores[-1] - scores[0]) / n_strata
+    if width > 0:
+        strata = np.minimum(((scores - scores[0]) / width).astype(np.int64), n_strata - 1)
+    else:
+        strata = np.zeros(n_pool, dtype=np.int64)
+    sizes = np.bincount(strata, minlength=n_strata)
+    filled = np.flatnonzero(sizes)
+    budget = np.zeros(n_strata, dtype=np.int64)
+    rest = k
+    for i, s in enumerate(filled[np.argsort(sizes[filled], kind="stable")]):
+        budget[s] = min(sizes[s], rest // (len(filled) - i))
+        rest -= budget[s]
+    assert rest == 0, "ccs allocation left budget unspent"
+    starts = np.concatenate([[0], np.cumsum(sizes)])  # pool is sorted, so each stratum is a slice
+    kept = [rng.choice(pool[starts[s] : starts[s + 1]], budget[s], replace=False) for s in filled if budget[s]]
+    return np.concatenate(kept)

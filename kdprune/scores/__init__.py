@@ -11,4 +11,4 @@ from kdprune.registry import Registry
 SCORES: Registry = Registry("pruning method")
 
 # Importing the modules fills the registry.
-from kdprune.scores import el2n, random_score  # noqa: E402,F401
+from kdprune.scores import el2n, forgetting, grand, moderate, random_score  # noqa: E402,F401
