@@ -52,17 +52,20 @@ class ImageData:
         x = self.x_train.double() / 255.0
         return x.mean(dim=(0, 2, 3)).float(), x.std(dim=(0, 2, 3)).float()
 
-    # The interface the training loop and the scores use; a dataset that cannot live in memory
-    # (an ImageFolder) provides the same three methods.
+    # The interface the training loop and the scores use (train_batches, eval_batches, y_train,
+    # classes, channels); a dataset that cannot live in memory (an ImageFolder) provides the same.
     def normalizer(self, device: torch.device) -> "Normalizer":
         if getattr(self, "_norm", None) is None or self._norm.mean.device != torch.device(device):
             self._norm = Normalizer(self).to(device)
         return self._norm
 
-    def train_batch(self, idx: torch.Tensor, gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augmented (crop + flip), standardised training images `idx` and their labels on `device`."""
-        x = random_crop_flip(self.x_train[idx], self.crop_padding, gen, self.hflip).to(device, non_blocking=True)
-        return self.normalizer(device)(x), self.y_train[idx].to(device, non_blocking=True)
+    def train_batches(self, order: torch.Tensor, batches: list[slice], gen: torch.Generator, device: torch.device):
+        """For each slice of `order`: (sample indices, augmented (crop + flip) standardised images,
+        labels), on `device`. `gen` draws the augmentation (deterministic per seed and epoch)."""
+        for part in batches:
+            idx = order[part]
+            x = random_crop_flip(self.x_train[idx], self.crop_padding, gen, self.hflip).to(device, non_blocking=True)
+            yield idx, self.normalizer(device)(x), self.y_train[idx].to(device, non_blocking=True)
 
     def eval_batches(self, split: str, batch_size: int, device: torch.device):
         """Standardised, un-augmented images of `split` ("train" or "test") in order, with labels."""

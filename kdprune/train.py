@@ -165,9 +165,7 @@ def fit(
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = indices[torch.randperm(len(indices), generator=gen)]
         sums: dict[str, torch.Tensor] = {}  # kept on the device: no sync per step
-        for step, part in enumerate(batches):
-            idx = order[part]
-            x, y = data.train_batch(idx, gen, device)
+        for step, (idx, x, y) in enumerate(data.train_batches(order, batches, gen, device)):
             lr = recipe.lr_at((epoch + step / len(batches)) * per_pass)
             for group in optimizer.param_groups:
                 group["lr"] = lr
