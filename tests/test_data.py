@@ -11,6 +11,11 @@ def test_digits_is_a_fixed_grey_split():
     assert d.x_train.dtype == torch.uint8 and int(d.x_train.max()) == 255
     assert d.num_classes == 10 and not d.hflip and d.crop_padding == 1
     assert torch.equal(load_dataset("digits").y_test, d.y_test)
+    from sklearn.datasets import load_digits as sklearn_digits  # the same data as scikit-learn's loader
+
+    ref = sklearn_digits()
+    assert torch.equal(d.y_train, torch.as_tensor(ref.target[np.arange(1797) % 4 != 0]))
+    assert torch.equal(d.x_train[0, 0], torch.as_tensor(np.rint(ref.images[1] * 255 / 16).astype(np.uint8)))
 
 
 def test_npz_with_the_shared_cifar_subset(cifar_subset):

@@ -15,21 +15,21 @@ def job_counts(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-def write_config(workdir, **changes):
+def only_p1_c1(workdir, grid: dict, recipes: dict | None = None):
+    """Reduce the config to P1-C1 on the given grid (smoke preset)."""
     cfg = yaml.safe_load((workdir / "config.yaml").read_text())
-    for path, value in changes.items():
-        node = cfg
-        *parents, last = path.split("__")
-        for key in parents:
-            node = node[key]
-        node[last] = value
+    cfg["experiments"] = {"p1_kd_vs_ce": {**cfg["experiments"]["p1_kd_vs_ce"], **grid}}
+    cfg["claims"] = {"P1-C1": cfg["claims"]["P1-C1"]}
+    for preset in cfg["presets"].values():
+        (preset or {}).pop("experiments", None)
+    if recipes:
+        cfg["presets"]["smoke"]["recipes"] = recipes
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
 def test_dry_run_counts_one_job_per_unique_teacher_score_and_grid_point(workflow_dir):
-    write_config(workflow_dir, presets__smoke__experiments={"p1_kd_vs_ce": {
-        "student": ["resnet8"], "teacher": ["resnet20", "resnet14"], "method": ["random", "el2n"],
-        "keep": [0.3, 0.6, 1.0], "loss": ["ce", "kd"], "seed": [0, 1]}})
+    only_p1_c1(workflow_dir, {"student": ["resnet8"], "teacher": ["resnet20", "resnet14"], "method": ["random", "el2n"],
+                              "keep": [0.3, 0.6, 1.0], "loss": ["ce", "kd"], "seed": [0, 1]})
     out = snakemake(workflow_dir, "-n", "all_figures")
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout + out.stderr)
@@ -37,6 +37,35 @@ def test_dry_run_counts_one_job_per_unique_teacher_score_and_grid_point(workflow
     #           keep=1: one full-data run x 3 losses/teachers x 2 seeds = 6
     assert counts == {"teacher": 2, "score": 4, "student": 30, "runs_table": 1, "all_runs": 1, "claim": 1,
                       "figure": 1, "ledger": 1, "all_figures": 1, "total": 42}
+
+
+# Expected jobs of each claim's table in the shipped smoke preset, counted by hand (3 seeds):
+#  p1_kd_vs_ce: 6 methods x 2 keeps x {CE, KD} + full x {CE, KD} = 26 per seed -> 78 students;
+#               1 teacher (resnet8); scores: 5 (ccs reads forgetting) x 3 seeds = 15
+#  p1_alpha: (random, el2n at 0.2, full) x 4 alphas (alpha 0 = CE) = 12 per seed -> 36; 1 teacher; 6 scores
+#  p1_label_noise: 2 methods x 2 alphas = 4 per seed -> 12; 1 teacher on the noisy labels; 6 scores
+#  p1_capacity: (random 0.2, full) x 4 teachers = 8 per seed -> 24; 4 teachers; 3 random scores
+#  p1_teacher_data: 3 teacher fractions = 3 per seed -> 9; 3 teachers; 3 random scores
+CLAIM_JOBS = {
+    "P1-C1": (78, 1, 15), "P1-C2": (78, 1, 15), "P1-C3": (78, 1, 15), "P1-C4": (36, 1, 6), "P1-C5": (36, 1, 6),
+    "P1-C5n": (12, 1, 6), "P1-C6": (24, 4, 3), "P1-C7": (9, 3, 3),
+}
+
+
+@pytest.mark.parametrize("claim", CLAIM_JOBS)
+def test_dry_run_of_each_claim_table(workflow_dir, claim):
+    out = snakemake(workflow_dir, "-n", f"paper_figures/P1/{claim}.md")
+    assert out.returncode == 0, out.stderr
+    counts = job_counts(out.stdout + out.stderr)
+    students, teachers, scores = CLAIM_JOBS[claim]
+    assert (counts["student"], counts["teacher"], counts["score"]) == (students, teachers, scores)
+    assert counts["claim"] == 1 and counts["runs_table"] == 1 and "ledger" not in counts
+
+
+def test_dry_run_of_the_whole_smoke_grid(workflow_dir):
+    counts = job_counts((lambda o: o.stdout + o.stderr)(snakemake(workflow_dir, "-n", "all_figures")))
+    # Shared runs are one job: 78 + 18 (alpha, new) + 12 + 18 (capacity, new) + 6 (teacher data, new)
+    assert (counts["student"], counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (132, 7, 21, 8, 8)
 
 
 def test_lint_is_clean(workflow_dir):
@@ -93,9 +122,9 @@ def test_smoke_preset_end_to_end(workflow_dir):
 
 @pytest.mark.workflow
 def test_one_table_target_builds_only_what_it_needs(workflow_dir):
-    write_config(workflow_dir, presets__smoke__experiments={"p1_kd_vs_ce": {
-        "student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.3], "loss": ["ce", "kd"], "seed": [0, 1]}},
-        presets__smoke__recipes={"teacher": {"epochs": 2}, "student": {"epochs": 2}, "score": {"epochs": 2}})
+    only_p1_c1(workflow_dir, {"student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.3],
+                              "loss": ["ce", "kd"], "seed": [0, 1]},
+               recipes={"teacher": {"epochs": 2}, "student": {"epochs": 2}, "score": {"epochs": 2}})
     out = snakemake(workflow_dir, "--cores", "2", "paper_figures/P1/P1-C1.md")
     assert out.returncode == 0, out.stderr[-3000:]
     assert (workflow_dir / "paper_figures/P1/P1-C1.md").is_file()
