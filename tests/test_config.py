@@ -39,7 +39,7 @@ def test_the_shipped_config_resolves_under_every_preset():
     ("recipes.teacher.epochs", -3, "recipes.teacher.epochs = -3 is not allowed: a positive number of epochs"),
     ("experiments.p1_kd_vs_ce.student", ["resnet21"], "experiments.p1_kd_vs_ce.student[0] = 'resnet21' is not allowed: unknown model 'resnet21'; allowed: resnet110"),
     ("experiments.p1_kd_vs_ce.method", ["el2n", "grand9"], "method[1] = 'grand9' is not allowed: unknown pruning method (none under scores:); allowed: random, el2n"),
-    ("dataset", "imagenet7", "dataset = 'imagenet7' is not allowed: unknown dataset 'imagenet7'; allowed: cifar10, cifar100, digits, npz"),
+    ("dataset", "imagenet7", "dataset = 'imagenet7' is not allowed: unknown dataset 'imagenet7'; allowed: cifar10, cifar100, digits, imagenet, npz"),
     ("device", "tpu", "device = 'tpu' is not allowed: auto, cpu, cuda or cuda:N"),
     ("claims.P1-C1.test.rule", "always", "claims.P1-C1.test.rule = 'always' is not allowed: unknown verdict rule 'always'"),
     ("claims.P1-C1.experiment", "nope", "claims.P1-C1.experiment = 'nope' is not allowed: unknown experiment; allowed: p1_kd_vs_ce"),

@@ -85,7 +85,7 @@ def test_cifar10_read_from_data_root(tmp_path, cifar_subset, monkeypatch):
 def test_specs_and_slugs():
     check_spec("digits")
     check_spec("npz:/x/y.npz")
-    with pytest.raises(KeyError, match="allowed: cifar10, cifar100, digits, npz"):
+    with pytest.raises(KeyError, match="allowed: cifar10, cifar100, digits, imagenet, npz"):
         check_spec("svhn2")
     with pytest.raises(ValueError, match="needs a path"):
         check_spec("npz")

@@ -14,4 +14,4 @@ def create_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module
 
 
 # Importing the zoo modules fills the registry.
-from kdprune.models import resnet_cifar  # noqa: E402,F401
+from kdprune.models import resnet_cifar, torchvision_resnet  # noqa: E402,F401
