@@ -131,6 +131,8 @@ def _check_names(cfg: dict) -> None:
         for axis, test in axes.items():
             for i, value in enumerate(exp.get(axis, [])):
                 check(f"experiments.{ename}.{axis}[{i}]", value, test)
+        if "teacher_recipe" in exp:
+            check(f"experiments.{ename}.teacher_recipe", exp["teacher_recipe"], one_of(recipes, "recipe"))
     for cname, claim in cfg["claims"].items():
         check(f"claims.{cname}.experiment", claim["experiment"], one_of(cfg["experiments"], "experiment"))
         check(f"claims.{cname}.test.rule", claim["test"]["rule"], registered(VERDICT_RULES))

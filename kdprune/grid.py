@@ -133,7 +133,7 @@ def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
             if alpha == 0:  # (1 - 0) * CE + 0 * KD is CE: one run, no teacher
                 yield StudentJob(**base, loss="ce")
                 continue
-            teacher = TeacherJob(dataset, t_arch, cfg["teacher_recipe"], t_seed, float(t_keep))
+            teacher = TeacherJob(dataset, t_arch, exp.get("teacher_recipe", cfg["teacher_recipe"]), t_seed, float(t_keep))
             yield StudentJob(**base, loss=loss, teacher=teacher, alpha=float(alpha), temperature=float(temp))
 
 

@@ -261,7 +261,7 @@ def claim_spec(cfg: dict, claim_id: str) -> dict:
         "dataset": exp.get("dataset", [cfg["dataset"]]), "student": exp["student"], "teacher": exp.get("teacher", []),
         "methods": exp["method"], "keep": exp["keep"], "seeds": exp.get("seed", cfg["seeds"]),
         "student_epochs": sorted({cfg["recipes"][r]["epochs"] for r in exp.get("recipe", ["student"])}),
-        "teacher_epochs": cfg["recipes"][cfg["teacher_recipe"]]["epochs"],
+        "teacher_epochs": cfg["recipes"][exp.get("teacher_recipe", cfg["teacher_recipe"])]["epochs"],
         "budget": sorted({cfg["recipes"][r].get("budget", "epochs") for r in exp.get("recipe", ["student"])}),
     }
     setting.update({axis: exp[axis] for axis in ("alpha", "temperature", "teacher_keep", "label_noise") if axis in exp})

@@ -20,23 +20,21 @@ FIGURES: Registry = Registry("figure kind")
 
 @FIGURES.register("acc_vs_keep")
 def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
-    """Test accuracy vs kept fraction: one colour per pruning method, CE dashed vs KD solid;
-    mean +- std over seeds."""
+    """Test accuracy vs kept fraction: one colour per pruning method, CE dashed vs KD solid, a
+    panel per dataset; mean +- std over seeds."""
     metric = spec["test"]["metric"]
     df = with_full_data_in_every_selection(runs).assign(accuracy=lambda d: 100 * d[metric])
-    n_seeds = df.groupby(["selection", "keep", "loss"])["seed"].nunique()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
-    sns.lineplot(data=df, x="keep", y="accuracy", hue="selection", style="loss", style_order=sorted(df["loss"].unique(), reverse=True),
-                 markers=True, dashes=True, errorbar="sd", err_style="bars", ax=ax)
-    ax.set_xlabel("kept fraction f of the training set")
-    ax.set_ylabel(f"test accuracy (%), {metric.replace('_', ' ')}")
-    n_txt = f"{n_seeds.min()}" if n_seeds.min() == n_seeds.max() else f"{n_seeds.min()}-{n_seeds.max()}"
+    grid = sns.relplot(data=df, x="keep", y="accuracy", hue="selection", style="loss", style_order=sorted(df["loss"].unique(), reverse=True),
+                       col="dataset", kind="line", markers=True, dashes=True, errorbar="sd", err_style="bars",
+                       height=4.2, aspect=1.3, facet_kws={"sharey": False})
+    for ax in grid.axes.flat:
+        ax.set_xlabel(AXIS_LABELS["keep"])
+        ax.set_ylabel(f"test accuracy (%), {metric.replace('_', ' ')}")
+        ax.grid(alpha=0.3)
     teachers = ", ".join(spec["setting"]["teacher"]) or "no"
-    ax.set_title(f"{spec['id']}: {', '.join(spec['setting']['student'])} student, {teachers} teacher, {spec['scale']} scale\n"
-                 f"mean ± std over {n_txt} seeds; dataset {', '.join(map(str, runs['dataset'].unique()))}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(title="pruning method / loss", fontsize=8)
-    return fig
+    grid.figure.suptitle(_title(spec, df, f"{', '.join(spec['setting']['student'])} student, {teachers} teacher"), fontsize=10)
+    grid.figure.tight_layout()
+    return grid.figure
 
 
 def _title(spec: dict, runs: pd.DataFrame, what: str) -> str:
