@@ -1,13 +1,9 @@
-import os
-import shutil
+"""Fixtures shared by every test module (helpers: workflow_helpers.py)."""
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-CIFAR_SUBSET = REPO.parent / "shared" / "data" / "cifar10_subset.npz"
+from workflow_helpers import CIFAR_SUBSET, REPO, copy_workflow, snakemake
 
 
 @pytest.fixture(scope="session")
@@ -22,22 +18,14 @@ def cifar_subset() -> Path:
     return CIFAR_SUBSET
 
 
-def copy_workflow(dest: Path) -> Path:
-    """A private copy of the workflow files, so a test run never touches the clone's results/."""
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, dest / name)
-    shutil.copytree(REPO / "workflow", dest / "workflow")
-    if (REPO / "profiles").is_dir():
-        shutil.copytree(REPO / "profiles", dest / "profiles")
-    return dest
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "snakemake", *args]
-    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.fixture
 def workflow_dir(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The smoke preset run once per test session on this machine (2 cores), in a private copy;
+    the end-to-end test checks its outputs and the SLURM test compares its own run with it."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    return workdir, snakemake(workdir, "--cores", "2", "all_figures", timeout=1800)
