@@ -7,24 +7,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_helpers import snakemake
+from workflow_helpers import only_p1_c1, snakemake
 
 
 def job_counts(output: str) -> dict[str, int]:
     table = output[output.index("Job stats:"):]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
-
-
-def only_p1_c1(workdir, grid: dict, recipes: dict | None = None):
-    """Reduce the config to P1-C1 on the given grid (smoke preset)."""
-    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
-    cfg["experiments"] = {"p1_kd_vs_ce": {**cfg["experiments"]["p1_kd_vs_ce"], **grid}}
-    cfg["claims"] = {"P1-C1": cfg["claims"]["P1-C1"]}
-    for preset in cfg["presets"].values():
-        (preset or {}).pop("experiments", None)
-    if recipes:
-        cfg["presets"]["smoke"]["recipes"] = recipes
-    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
 def test_dry_run_counts_one_job_per_unique_teacher_score_and_grid_point(workflow_dir):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 CIFAR_SUBSET = REPO.parent / "shared" / "data" / "cifar10_subset.npz"
 
@@ -23,3 +25,15 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "snakemake", *args]
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def only_p1_c1(workdir, grid: dict, recipes: dict | None = None):
+    """Reduce the config to P1-C1 on the given grid (smoke preset)."""
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["experiments"] = {"p1_kd_vs_ce": {**cfg["experiments"]["p1_kd_vs_ce"], **grid}}
+    cfg["claims"] = {"P1-C1": cfg["claims"]["P1-C1"]}
+    for preset in cfg["presets"].values():
+        (preset or {}).pop("experiments", None)
+    if recipes:
+        cfg["presets"]["smoke"]["recipes"] = recipes
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import pandas as pd
 import pytest
-from workflow_helpers import REPO, copy_workflow, snakemake
+from cluster_helpers import submitted_ids
+from workflow_helpers import REPO, copy_workflow, only_p1_c1, snakemake
 
 from kdprune.report.runs import TIMING_COLUMNS
 
@@ -35,3 +37,28 @@ def test_smoke_grid_through_the_slurm_profile_equals_the_local_run(slurm_cluster
         return [(v["claim"], v["verdict"], v["mean_diff"]) for v in json.loads((d / "paper_figures/claims.json").read_text())]
 
     assert verdicts(workdir) == verdicts(local_dir)
+
+
+def test_student_requeued_mid_training_resumes_and_matches_an_uninterrupted_run(slurm_cluster, tmp_path, background):
+    grid = {"student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.5], "loss": ["ce"], "seed": [0]}
+    recipes = {"teacher": {"epochs": 2}, "student": {"epochs": 150}, "score": {"epochs": 2}}
+    target = "results/smoke/digits/students/resnet8-student/random/keep0.5/ce/s0/metrics.json"
+    local_dir, cluster_dir = copy_workflow(tmp_path / "local"), copy_workflow(tmp_path / "cluster")
+    for d in (local_dir, cluster_dir):
+        only_p1_c1(d, grid, recipes)
+    shutil.copytree(REPO / "slurm", cluster_dir / "slurm")
+
+    run = background(cluster_dir, "--profile", "slurm", "--profile", "profiles/slurm-smoke", target)
+    log = cluster_dir / target.replace("metrics.json", "train.log")
+    run.wait_for(lambda: log.exists() and " epoch  10/" in log.read_text(), 300, "epoch 10 of the student")
+    job_id = submitted_ids(run.output)[-1]  # the student's job: submitted after its score
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    finished = run.finish(timeout=600)
+    assert finished.returncode == 0, finished.output
+    assert "resuming from" in log.read_text()  # continued from checkpoint.pt, not from epoch 0
+
+    reference = snakemake(local_dir, "--cores", "1", target)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    resumed, uninterrupted = (json.loads((d / target).read_text()) for d in (cluster_dir, local_dir))
+    assert resumed["final_acc"] == uninterrupted["final_acc"]
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in uninterrupted["history"]]
