@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from kdprune.data import ImageData, Normalizer  # noqa: F401  (Normalizer: re-exported for scores)
 from kdprune.io import save_torch
 from kdprune.registry import Registry
 
@@ -71,14 +70,6 @@ def seed_everything(seed: int, device: torch.device) -> None:
         torch.use_deterministic_algorithms(True)
     else:
         torch.backends.cudnn.benchmark = True
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, normalize: Normalizer, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of raw uint8 images `x` (eval mode, no augmentation), on the CPU."""
-    model.eval()
-    out = [model(normalize(x[i : i + batch_size].to(device))).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out)
 
 
 @torch.no_grad()
