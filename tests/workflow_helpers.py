@@ -32,8 +32,9 @@ def only_p1_c1(workdir, grid: dict, recipes: dict | None = None):
     cfg = yaml.safe_load((workdir / "config.yaml").read_text())
     cfg["experiments"] = {"p1_kd_vs_ce": {**cfg["experiments"]["p1_kd_vs_ce"], **grid}}
     cfg["claims"] = {"P1-C1": cfg["claims"]["P1-C1"]}
-    for preset in cfg["presets"].values():
+    for preset in cfg["presets"].values():  # a preset's own experiments and claims go too
         (preset or {}).pop("experiments", None)
+        (preset or {}).pop("claims", None)
     if recipes:
         cfg["presets"]["smoke"]["recipes"] = recipes
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

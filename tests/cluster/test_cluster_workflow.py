@@ -20,6 +20,7 @@ def comparable(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.drop(columns=TIMING_COLUMNS).sort_values("run_dir").reset_index(drop=True)
 
 
+@pytest.mark.timeout(2700)  # two smoke runs' worth of jobs on 2 cores
 def test_smoke_grid_through_the_slurm_profile_equals_the_local_run(slurm_cluster, smoke_run, tmp_path):
     local_dir, local = smoke_run
     assert local.returncode == 0, local.stderr[-3000:]
@@ -39,6 +40,7 @@ def test_smoke_grid_through_the_slurm_profile_equals_the_local_run(slurm_cluster
     assert verdicts(workdir) == verdicts(local_dir)
 
 
+@pytest.mark.timeout(1200)
 def test_student_requeued_mid_training_resumes_and_matches_an_uninterrupted_run(slurm_cluster, tmp_path, background):
     grid = {"student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.5], "loss": ["ce"], "seed": [0]}
     recipes = {"teacher": {"epochs": 2}, "student": {"epochs": 150}, "score": {"epochs": 2}}
