@@ -91,7 +91,8 @@ def test_smoke_preset_end_to_end(smoke_run):
     table = pd.read_csv(workflow_dir / "paper_figures/P1/P1-C1.csv")
     assert len(table) == 13 and (table.n_pairs == 3).all()  # 6 methods x 2 fractions + full data
     c1 = students[students.dataset == "digits"]
-    kd = c1[(c1.loss == "kd") & (c1.selection == "random") & (c1.keep == 0.2) & (c1.teacher == "resnet8") & (c1.alpha == 0.9)]
+    kd = c1[(c1.loss == "kd") & (c1.selection == "random") & (c1.keep == 0.2) & (c1.teacher == "resnet8") & (c1.alpha == 0.9)
+            & (c1.teacher_keep == 1.0)]
     row = table[(table.selection == "random") & (table.keep == 0.2)].iloc[0]
     assert len(kd) == 3 and row.treatment_mean == pytest.approx(kd.final_acc.mean())
     for claim in ("P1-C2", "P1-C3", "P1-C4", "P1-C5", "P1-C5n", "P1-C6", "P1-C7"):

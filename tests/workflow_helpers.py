@@ -13,6 +13,7 @@ CIFAR_SUBSET = REPO.parent / "shared" / "data" / "cifar10_subset.npz"
 
 def copy_workflow(dest: Path) -> Path:
     """A private copy of the workflow files, so a test run never touches the clone's results/."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, dest / name)
     shutil.copytree(REPO / "workflow", dest / "workflow")
