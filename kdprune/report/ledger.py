@@ -59,9 +59,15 @@ def _markdown(verdicts: list[dict]) -> str:
     return "\n".join(out)
 
 
+STAT_ORDER = ["treatment_mean", "treatment_std", "n_treatment", "control_mean", "control_std", "n_control",
+              "diff", "ci_low", "ci_high", "n_pairs", "status"]
+
+
 def _in_points(table: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy-valued columns x 100, so the ledger reads in points."""
-    out = table.copy()
+    """Accuracy-valued columns x 100, so the ledger reads in points; the cell's axes first, then the
+    rule's own columns, then the effect and its interval (JSON sorted the keys)."""
+    stats = [c for c in STAT_ORDER if c in table.columns]
+    out = table[[c for c in table.columns if c not in stats] + stats].copy()
     for col in out.columns:
         if col in ("diff", "ci_low", "ci_high", "slope", "fade", "fade_ci_low") or col.endswith(("_mean", "_std", "_gain")) or col.startswith("slope_"):
             out[col] = pd.to_numeric(out[col], errors="coerce") * 100
