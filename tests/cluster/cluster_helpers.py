@@ -167,3 +167,13 @@ def status_shims(tmp_path: Path, broken: tuple[str, ...] = ()) -> StatusCalls:
         shim.write_text(f'#!/bin/sh\necho "$(date +%s.%N) {command} $*" >> {log}\n{run}\n')
         shim.chmod(0o755)
     return StatusCalls(bin_dir, log)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` still runs; a zombie (killed, not yet reaped by init) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"

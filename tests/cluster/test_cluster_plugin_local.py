@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cluster_helpers import Background, run_snakemake, write_workflow
+from cluster_helpers import Background, process_alive, run_snakemake, write_workflow
 
 LOCAL = (
     "--executor",
@@ -111,16 +111,7 @@ def test_interrupt_stops_running_jobs(
     run.proc.send_signal(signal.SIGINT)
     assert run.finish(timeout=60).returncode != 0
     deadline = time.monotonic() + 15
-    while any(_alive(int(p.read_text())) for p in pids):
+    while any(process_alive(int(p.read_text())) for p in pids):
         assert time.monotonic() < deadline, "a job's command survived the interrupt"
         time.sleep(0.1)
     assert not list(tmp_path.glob("out/*.txt"))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"

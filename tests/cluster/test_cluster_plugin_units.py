@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+from cluster_helpers import process_alive
 from snakemake_interface_common.exceptions import WorkflowError
 
 from snakemake_executor_plugin_submitit import status
@@ -129,16 +130,6 @@ def test_interrupt_stops_the_whole_command_tree(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=20)
     deadline = time.monotonic() + 10
-    while _alive(sleeper):
+    while process_alive(sleeper):
         assert time.monotonic() < deadline, "the command's child survived the interrupt"
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie (killed, not yet reaped by init) counts as gone
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"
