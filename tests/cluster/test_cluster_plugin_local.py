@@ -3,7 +3,6 @@ submission, polling, failure and retry code as on a cluster, with processes on t
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable

@@ -3,7 +3,6 @@ submitted callable (no Snakemake run, no cluster)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
