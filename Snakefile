@@ -24,6 +24,7 @@ localrules:
     claim,
     figure,
     ledger,
+    compute,
 
 
 rule all_figures:
@@ -32,4 +33,5 @@ rule all_figures:
         tables=expand("paper_figures/{claim}.csv", claim=CLAIM_PATHS),
         figures=expand("paper_figures/{claim}.png", claim=FIGURE_PATHS),
         runs=f"{RESULTS}/runs.csv",
+        compute="paper_figures/compute.md",
     default_target: True

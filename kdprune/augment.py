@@ -1,6 +1,7 @@
 """Batched random crop (zero padding) + horizontal flip on image tensors, on whatever device the
 batch lives on. Same views as torchvision's RandomCrop(size, padding) + RandomHorizontalFlip, but
-drawn for a whole batch at once from an explicit generator (deterministic per seed)."""
+drawn for a whole batch at once from an explicit CPU generator (deterministic per seed, identical
+on every device)."""
 from __future__ import annotations
 
 import torch
@@ -20,10 +21,11 @@ def crop_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torc
     return padded[batch, chans, rows, cols]
 
 
-def random_crop_flip(x: torch.Tensor, padding: int, generator: torch.Generator, hflip: bool = True) -> torch.Tensor:
-    b = x.shape[0]
-    dev = generator.device
-    top = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev).to(x.device)
-    left = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev).to(x.device)
-    flip = (torch.rand(b, generator=generator, device=dev) < 0.5).to(x.device) & hflip
-    return crop_flip(x, top, left, flip, padding)
+def draw_views(b: int, padding: int, generator: torch.Generator, hflip: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Crop offsets (top, left) in [0, 2 * padding] and flip flags of `b` images, on the CPU. The
+    draw order is fixed (tops, lefts, flips), so a generator state gives the same views on every path."""
+    top = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+    left = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+    flip = (torch.rand(b, generator=generator) < 0.5) & hflip
+    return top, left, flip
+

@@ -16,7 +16,14 @@ def _log(msg: str) -> None:
 def cmd_train(args) -> None:
     from kdprune.jobs import run_training
 
-    run_training(json.loads(args.spec), Path(args.out_dir), args.teacher and Path(args.teacher), args.scores and Path(args.scores), log=_log)
+    run_training(json.loads(args.spec), Path(args.out_dir), args.teacher and Path(args.teacher), args.scores and Path(args.scores), log=_log,
+                 views_path=args.teacher_views and Path(args.teacher_views))
+
+
+def cmd_views(args) -> None:
+    from kdprune.jobs import run_views
+
+    run_views(json.loads(args.spec), Path(args.teacher), Path(args.out), log=_log)
 
 
 def cmd_score(args) -> None:
@@ -49,6 +56,37 @@ def cmd_ledger(args) -> None:
     write_ledger([Path(p) for p in args.verdicts], Path(args.out_dir))
 
 
+def cmd_bench(args) -> None:
+    from kdprune.bench import format_results, run_bench
+    from kdprune.io import write_text
+    from kdprune.train import pick_device
+
+    device = pick_device(args.device)
+    pairs = [tuple(pair.split(":")[::-1]) for pair in args.pairs.split(",")]  # teacher:student -> (student, teacher)
+    results = run_bench(pairs, device, args.batch, args.workers, args.warmup, args.steps, args.stack, args.data, log=_log)
+    table = format_results(results, device, args.batch)
+    print(table)
+    if args.out:
+        write_text(args.out, table + "\n")
+
+
+def cmd_compute(args) -> None:
+    from kdprune.report.compute import write_compute_summary
+
+    print(write_compute_summary(json.loads(args.spec), Path(args.out_dir), args.scale).to_string(index=False))
+
+
+def cmd_cost(args) -> None:
+    from kdprune.config import load
+    from kdprune.report.compute import estimate_grid
+    from kdprune.report.runs import read_runs_table
+
+    table = estimate_grid(load(args.config, {"scale": args.scale}), read_runs_table(Path(args.measured)))
+    print(f"Estimated device hours of the `{args.scale}` grid from the throughput measured in {args.measured}:")
+    print(table.to_string(index=False, float_format=lambda h: f"{h:.2f}"))
+    print(f"total: {table['hours'].sum():.2f} h")
+
+
 def cmd_check_config(args) -> None:
     from kdprune.config import load
     from kdprune.grid import Grid
@@ -68,7 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--teacher", help="teacher model.pt (KD losses)")
     p.add_argument("--scores", help="scores .npz (pruned subsets)")
+    p.add_argument("--teacher-views", help="the teacher's view logits (KD losses; replaces running the teacher)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("views", help="a trained teacher's logits of every training view (crop x flip)")
+    p.add_argument("--spec", required=True, help="the teacher's spec, JSON")
+    p.add_argument("--teacher", required=True, help="teacher model.pt")
+    p.add_argument("--out", required=True, help="views.pt")
+    p.set_defaults(func=cmd_views)
 
     p = sub.add_parser("score", help="compute a pruning score for every training sample")
     p.add_argument("--spec", required=True)
@@ -98,6 +143,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True)
     p.add_argument("verdicts", nargs="+")
     p.set_defaults(func=cmd_ledger)
+
+    p = sub.add_parser("bench", help="KD step throughput: reference DataLoader pipeline vs kdprune's paths")
+    p.add_argument("--pairs", default="resnet32x4:resnet8x4,resnet56:resnet20", help="teacher:student,... (default: %(default)s)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch", type=int, default=64, help="images per student per step")
+    p.add_argument("--workers", type=int, default=8, help="reference DataLoader workers")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--steps", type=int, default=200, help="timed steps per path")
+    p.add_argument("--stack", type=int, default=8, help="students stacked into one network")
+    p.add_argument("--data", help="dataset spec (default: random uint8 32x32, CIFAR-10's size)")
+    p.add_argument("--out", help="also write the table here (Markdown)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("compute", help="wall time and GPU hours of the grid's jobs, per paper and role")
+    p.add_argument("--spec", required=True, help='JSON {"paper": [job metadata files]}')
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=cmd_compute)
+
+    p = sub.add_parser("cost", help="estimate a preset's device hours from a measured runs table")
+    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--scale", default="paper", help="the preset to estimate (default: %(default)s)")
+    p.add_argument("--measured", required=True, help="runs.csv of a finished grid on the target device (e.g. results/small/runs.csv)")
+    p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser("check-config", help="validate config.yaml and count the grid's jobs")
     p.add_argument("--config", default="config.yaml")

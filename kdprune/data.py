@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdprune.augment import random_crop_flip
 from kdprune.registry import Registry
 
 
@@ -52,20 +51,13 @@ class ImageData:
         x = self.x_train.double() / 255.0
         return x.mean(dim=(0, 2, 3)).float(), x.std(dim=(0, 2, 3)).float()
 
-    # The interface the training loop and the scores use (train_batches, eval_batches, y_train,
-    # classes, channels); a dataset that cannot live in memory (an ImageFolder) provides the same.
+    # The interface the training loop and the scores use (eval_batches, y_train, classes, channels;
+    # training batches come from kdprune.step.ResidentBatches); a dataset that cannot live in memory
+    # (an ImageFolder) provides the same plus its own train_batches.
     def normalizer(self, device: torch.device) -> "Normalizer":
         if getattr(self, "_norm", None) is None or self._norm.mean.device != torch.device(device):
             self._norm = Normalizer(self).to(device)
         return self._norm
-
-    def train_batches(self, order: torch.Tensor, batches: list[slice], gen: torch.Generator, device: torch.device):
-        """For each slice of `order`: (sample indices, augmented (crop + flip) standardised images,
-        labels), on `device`. `gen` draws the augmentation (deterministic per seed and epoch)."""
-        for part in batches:
-            idx = order[part]
-            x = random_crop_flip(self.x_train[idx], self.crop_padding, gen, self.hflip).to(device, non_blocking=True)
-            yield idx, self.normalizer(device)(x), self.y_train[idx].to(device, non_blocking=True)
 
     def eval_batches(self, split: str, batch_size: int, device: torch.device):
         """Standardised, un-augmented images of `split` ("train" or "test") in order, with labels."""
@@ -230,6 +222,12 @@ def check_spec(spec: str) -> None:
         MODIFIERS.get(mod)
     if name == "npz" and not arg:
         raise ValueError("dataset 'npz' needs a path: npz:<path to .npz>")
+
+
+def in_memory(spec: str) -> bool:
+    """Whether the dataset is held as tensors (crop + flip drawn by kdprune, teacher views possible)
+    rather than streamed from disk by DataLoader workers."""
+    return not getattr(DATASETS.get(split_spec(spec)[0]), "streamed", False)
 
 
 def load_dataset(spec: str, data_root: str | Path = "data", download: bool = True) -> ImageData:

@@ -256,3 +256,6 @@ def load_imagenet(data_root: Path, arg: str = "", download: bool = False, *, cro
         raise
     except FileNotFoundError as err:  # ImageFolder: no class folders, or a class folder without images
         raise _imagenet_missing(root, f"no usable images ({str(err).splitlines()[0]})") from None
+
+
+load_imagenet.streamed = True  # read from disk batch by batch: no teacher views (kdprune.data.in_memory)

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from kdprune.accel import resolve_accel
 from kdprune.data import dataset_slug, load_dataset
 from kdprune.grid import ScoreJob, StudentJob, TeacherJob
 from kdprune.io import save_npz, save_torch, write_json
@@ -19,13 +20,15 @@ from kdprune.models import create_model
 from kdprune.provenance import code_revision, platform_info, settings_hash
 from kdprune.scores import SCORES
 from kdprune.select import select_indices
+from kdprune.teacher_views import compute_view_logits, load_view_logits, save_view_logits
 from kdprune.train import Recipe, fit, pick_device, seed_everything
 
 
 # -- specs: everything a job needs, nothing it does not (a changed spec reruns the job) ----------
 
 def _common(cfg: dict, dataset: str) -> dict:
-    return {"dataset": dataset, "data_root": cfg["data_root"], "download": cfg.get("download", True), "device": cfg.get("device", "auto")}
+    return {"dataset": dataset, "data_root": cfg["data_root"], "download": cfg.get("download", True),
+            "device": cfg.get("device", "auto"), "accel": cfg.get("accel", "auto")}
 
 
 def teacher_spec(cfg: dict, job: TeacherJob) -> dict:
@@ -59,13 +62,28 @@ def run_score(spec: dict, out: Path, log: Callable[[str], None] = print) -> None
     t0 = time.perf_counter()
     device = pick_device(spec["device"])
     data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
-    scores = np.asarray(SCORES.get(spec["method"])(data, spec["settings"], spec["seed"], device, log), dtype=np.float64)
+    accel = resolve_accel(spec.get("accel"), device)
+    scores = np.asarray(SCORES.get(spec["method"])(data, spec["settings"], spec["seed"], device, log, accel=accel), dtype=np.float64)
     if scores.shape != (len(data.y_train),) or not np.isfinite(scores).all():
         raise RuntimeError(f"score {spec['method']} returned {scores.shape} values (finite: {np.isfinite(scores).all()}), expected {len(data.y_train)} finite")
     save_npz(out, scores=scores, labels=data.y_train.numpy())
     write_json(out.with_suffix(".json"), {"spec": spec, "settings_hash": settings_hash(spec), "code_rev": code_revision(),
                                           "wall_seconds": time.perf_counter() - t0, **platform_info(device)})
     log(f"[score {spec['method']}] {len(scores)} scores in {time.perf_counter() - t0:.1f}s -> {out}")
+
+
+def run_views(spec: dict, teacher_path: Path, out: Path, log: Callable[[str], None] = print) -> None:
+    """The logits of every training view of a trained teacher (kdprune.teacher_views)."""
+    t0 = time.perf_counter()
+    device = pick_device(spec["device"])
+    accel = resolve_accel(spec.get("accel"), device)
+    data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
+    teacher = load_teacher(teacher_path)
+    table = compute_view_logits(teacher, data, device, accel)
+    save_view_logits(out, table, teacher, accel, settings_hash(spec))
+    write_json(out.with_suffix(".json"), {"spec": spec, "shape": list(table.shape), "dtype": str(table.dtype), "accel": accel.as_dict(),
+                                          "code_rev": code_revision(), "wall_seconds": time.perf_counter() - t0, **platform_info(device)})
+    log(f"[views {spec['arch']}] {tuple(table.shape)} {table.dtype} logits in {time.perf_counter() - t0:.1f}s -> {out}")
 
 
 def load_teacher(path: Path) -> torch.nn.Module:
@@ -76,10 +94,12 @@ def load_teacher(path: Path) -> torch.nn.Module:
 
 
 def run_training(spec: dict, out_dir: Path, teacher_path: Path | None = None, scores_path: Path | None = None,
-                 log: Callable[[str], None] = print) -> dict:
-    """Train a teacher or a student into out_dir (metrics.json, model.pt); resumable."""
+                 log: Callable[[str], None] = print, views_path: Path | None = None) -> dict:
+    """Train a teacher or a student into out_dir (metrics.json, model.pt); resumable. A KD student
+    reads its teacher's view logits from `views_path` (run_views) instead of running the teacher."""
     t0 = time.perf_counter()
     device = pick_device(spec["device"])
+    accel = resolve_accel(spec.get("accel"), device)
     data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
     if spec["method"] == "full":
         indices = np.arange(len(data.y_train))
@@ -91,19 +111,23 @@ def run_training(spec: dict, out_dir: Path, teacher_path: Path | None = None, sc
                 scores = f["scores"]
         indices = select_indices(scores, data.y_train.numpy(), spec["keep"], spec["rule"] or "hardest", seed=spec["seed"], **spec["selection"])
     loss = make_loss(spec["loss"], alpha=spec.get("alpha"), temperature=spec.get("temperature"))
-    teacher = load_teacher(teacher_path) if getattr(loss, "needs_teacher", False) else None
+    needs_teacher = getattr(loss, "needs_teacher", False)
+    views, views_meta = load_view_logits(views_path, device) if needs_teacher and views_path else (None, {})
+    teacher = load_teacher(teacher_path) if needs_teacher and views is None else None
+    teacher_params = views_meta.get("teacher_params") or (sum(p.numel() for p in teacher.parameters()) if teacher else None)
     seed_everything(spec["seed"], device)
     model = create_model(spec["arch"], data.num_classes, data.channels)
     run_hash = settings_hash(spec)
     label = f"{spec['role']} {spec['arch']}"
     log(f"[{label}] {len(indices)}/{len(data.y_train)} training images, {spec['recipe']['epochs']} epochs on {device}")
     result = fit(model, data, indices, Recipe.from_dict(spec["recipe"]), loss, seed=spec["seed"], device=device,
-                 teacher=teacher, checkpoint=out_dir / "checkpoint.pt", run_hash=run_hash, label=label, log=log)
+                 teacher=teacher, teacher_views=views, accel=accel, checkpoint=out_dir / "checkpoint.pt", run_hash=run_hash,
+                 label=label, log=log)
     save_torch(out_dir / "model.pt", {"arch": spec["arch"], "num_classes": data.num_classes, "in_channels": data.channels,
                                       "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}})
     metrics = {
         "spec": spec, "settings_hash": run_hash, "code_rev": code_revision(), **platform_info(device),
-        "teacher_params": sum(p.numel() for p in teacher.parameters()) if teacher is not None else None,
+        "teacher_params": teacher_params, "teacher_views": views is not None,
         "subset_size": len(indices), "subset_sha": hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:12],
         "wall_seconds": time.perf_counter() - t0, **result,
     }

@@ -14,8 +14,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from kdprune.accel import Accel
 from kdprune.io import save_torch
+from kdprune.optim import SGD
 from kdprune.registry import Registry
+from kdprune.step import StepRunner, batch_source
 
 SCHEDULES: Registry = Registry("schedule")
 
@@ -73,18 +76,20 @@ def seed_everything(seed: int, device: torch.device) -> None:
 
 
 @torch.no_grad()
-def split_logits(model: nn.Module, data, split: str, device: torch.device, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def split_logits(model: nn.Module, data, split: str, device: torch.device, batch_size: int = 1024,
+                 accel: Accel = Accel()) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels of a whole split of `data`, in order (eval mode, no augmentation), on the CPU."""
     model.eval()
     outs, ys = [], []
     for x, y in data.eval_batches(split, batch_size, device):
-        outs.append(model(x).float().cpu())
+        with accel.autocast(device):
+            outs.append(model(accel.images(x)).float().cpu())
         ys.append(y.cpu())
     return torch.cat(outs), torch.cat(ys)
 
 
-def accuracy(model: nn.Module, data, device: torch.device, batch_size: int = 1024) -> float:
-    logits, y = split_logits(model, data, "test", device, batch_size)
+def accuracy(model: nn.Module, data, device: torch.device, batch_size: int = 1024, accel: Accel = Accel()) -> float:
+    logits, y = split_logits(model, data, "test", device, batch_size, accel)
     return (logits.argmax(1) == y).float().mean().item()
 
 
@@ -113,6 +118,8 @@ def fit(
     seed: int,
     device: torch.device,
     teacher: nn.Module | None = None,
+    teacher_views: torch.Tensor | None = None,
+    accel: Accel = Accel(),
     checkpoint: Path | None = None,
     run_hash: str = "",
     stop_epoch: int | None = None,
@@ -124,11 +131,13 @@ def fit(
     summary metrics. One "epoch" below is one pass over the subset; the schedule runs on the
     recipe's epochs, so a "steps" budget stretches it over more passes. `stop_epoch` ends training
     early (early-epoch scores); `on_batch(epoch, sample_indices, logits, targets)` sees every
-    training step (training-dynamics scores such as forgetting events)."""
-    model.to(device)
+    training step (training-dynamics scores such as forgetting events). `accel` says how steps run
+    (kdprune.accel); `teacher_views` (kdprune.teacher_views) replaces the teacher's forward passes
+    by exact lookups."""
+    accel.prepare(model, device)
     if teacher is not None:
-        teacher.to(device).eval()
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+        accel.prepare(teacher, device).eval()
+    optimizer = SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
     indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
     passes = planned_passes(recipe, len(indices), len(data.y_train))
     per_pass = recipe.epochs / passes  # schedule epochs per pass
@@ -138,48 +147,40 @@ def fit(
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state.get("run_hash") == run_hash:
-            model.load_state_dict(state["model"])
+        try:
+            if state.get("run_hash") != run_hash:
+                raise ValueError("written for other settings")
             optimizer.load_state_dict(state["optimizer"])
+            model.load_state_dict(state["model"])
             history, start_epoch = state["history"], state["epoch"]
             log(f"[{label}] resuming from {checkpoint} at epoch {start_epoch}")
-        else:
-            log(f"[{label}] ignoring {checkpoint}: written for other settings")
+        except ValueError as why:
+            log(f"[{label}] ignoring {checkpoint}: {why}")
 
     batches = _batches(len(indices), recipe.batch_size)
+    source = batch_source(data, device, accel)
+    runner = StepRunner(model, objective, optimizer, accel, device, teacher, teacher_views)
     train_seconds = sum(h["train_seconds"] for h in history)
     epoch_seconds = sum(h["epoch_seconds"] for h in history)
     for epoch in range(start_epoch, last_epoch):
         t0 = time.perf_counter()
         model.train()
+        runner.reset_sums()
         # One generator per epoch, derived from (seed, epoch): a resumed run draws the same batches.
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = indices[torch.randperm(len(indices), generator=gen)]
-        sums: dict[str, torch.Tensor] = {}  # kept on the device: no sync per step
-        for step, (idx, x, y) in enumerate(data.train_batches(order, batches, gen, device)):
+        for step, (idx, packed) in enumerate(source.plan(order, batches, gen)):
             lr = recipe.lr_at((epoch + step / len(batches)) * per_pass)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            teacher_logits = None
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher_logits = teacher(x)
-            logits = model(x)
-            terms = objective(logits, y, teacher_logits)
-            loss = sum(terms.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer.set_lr(lr)
+            logits, y = runner.run(source, packed, recipe.batch_size)
             if on_batch is not None:
-                on_batch(epoch, idx, logits.detach(), y)
-            for name, value in {"loss": loss, **terms}.items():
-                sums[name] = sums.get(name, 0.0) + value.detach() * len(idx)
+                on_batch(epoch, idx, logits, y)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t_train = time.perf_counter() - t0
         evaluate = (epoch + 1) % eval_every == 0 or epoch + 1 == last_epoch
-        acc = accuracy(model, data, device, recipe.eval_batch_size) if evaluate else None
-        record = {k: float(v) / len(indices) for k, v in sums.items()}
+        acc = accuracy(model, data, device, recipe.eval_batch_size, accel) if evaluate else None
+        record = {k: float(v) / len(indices) for k, v in runner.sums.items()}
         record.update(epoch=epoch + 1, test_acc=acc, lr=lr, train_seconds=t_train, epoch_seconds=time.perf_counter() - t0)
         history.append(record)
         train_seconds += t_train
@@ -187,7 +188,7 @@ def fit(
         if evaluate:
             best = max(h["test_acc"] for h in history if h["test_acc"] is not None)
             eta = epoch_seconds / (epoch + 1 - start_epoch) * (last_epoch - epoch - 1)
-            terms_txt = ", ".join(f"{k} {record[k]:.4f}" for k in terms)
+            terms_txt = ", ".join(f"{k} {record[k]:.4f}" for k in runner.sums if k != "loss")
             log(
                 f"[{label}] epoch {epoch + 1:>3}/{last_epoch} | loss {record['loss']:.4f} ({terms_txt}) | "
                 f"acc {100 * acc:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g} | "
@@ -209,6 +210,7 @@ def fit(
         "train_seconds": train_seconds,
         "train_images_per_s": len(indices) * len(history) / train_seconds if train_seconds else float("nan"),
         "recipe": asdict(recipe),
+        "accel": accel.as_dict(),
     }
 
 

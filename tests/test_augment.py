@@ -1,7 +1,7 @@
 import torch
 import torchvision.transforms.functional as TF
 
-from kdprune.augment import crop_flip, random_crop_flip
+from kdprune.augment import crop_flip, draw_views
 
 
 def test_crop_flip_equals_torchvision_on_fixed_offsets():
@@ -17,9 +17,17 @@ def test_crop_flip_equals_torchvision_on_fixed_offsets():
         assert torch.equal(out[i], ref), i
 
 
-def test_random_crop_flip_is_deterministic_and_varied():
-    x = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
-    a = random_crop_flip(x, 1, torch.Generator().manual_seed(3))
-    b = random_crop_flip(x, 1, torch.Generator().manual_seed(3))
-    assert torch.equal(a, b) and not torch.equal(a, x)
-    assert torch.equal(random_crop_flip(x, 0, torch.Generator().manual_seed(0), hflip=False), x)
+def test_drawn_views_are_deterministic_varied_and_in_range():
+    a = draw_views(256, 4, torch.Generator().manual_seed(3))
+    b = draw_views(256, 4, torch.Generator().manual_seed(3))
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    top, left, flip = a
+    assert set(top.tolist()) == set(range(9)) and set(left.tolist()) == set(range(9))
+    assert 0 < flip.sum() < 256
+    assert not draw_views(64, 1, torch.Generator().manual_seed(0), hflip=False)[2].any()
+
+
+def test_zero_offsets_without_flip_are_the_identity():
+    x = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    zeros = torch.zeros(5, dtype=torch.int64)
+    assert torch.equal(crop_flip(x, zeros + 1, zeros + 1, zeros.bool(), padding=1), x)

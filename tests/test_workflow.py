@@ -23,8 +23,8 @@ def test_dry_run_counts_one_job_per_unique_teacher_score_and_grid_point(workflow
     counts = job_counts(out.stdout + out.stderr)
     # students: keep<1: 2 methods x 2 keeps x (1 CE + 2 teachers KD) x 2 seeds = 24;
     #           keep=1: one full-data run x 3 losses/teachers x 2 seeds = 6
-    assert counts == {"teacher": 2, "score": 4, "student": 30, "runs_table": 1, "all_runs": 1, "claim": 1,
-                      "figure": 1, "ledger": 1, "all_figures": 1, "total": 42}
+    assert counts == {"teacher": 2, "teacher_views": 2, "score": 4, "student": 30, "runs_table": 1, "all_runs": 1, "claim": 1,
+                      "figure": 1, "ledger": 1, "compute": 1, "all_figures": 1, "total": 45}
 
 
 # Expected jobs of each claim's table in the shipped smoke preset, counted by hand (3 seeds):
@@ -47,6 +47,7 @@ def test_dry_run_of_each_claim_table(workflow_dir, claim):
     counts = job_counts(out.stdout + out.stderr)
     students, teachers, scores = CLAIM_JOBS[claim]
     assert (counts["student"], counts["teacher"], counts["score"]) == (students, teachers, scores)
+    assert counts["teacher_views"] == teachers  # every teacher of an in-memory dataset stores its view logits
     assert counts["claim"] == 1 and counts["runs_table"] == 1 and "ledger" not in counts
 
 
@@ -54,6 +55,7 @@ def test_dry_run_of_the_whole_smoke_grid(workflow_dir):
     counts = job_counts((lambda o: o.stdout + o.stderr)(snakemake(workflow_dir, "-n", "all_figures")))
     # Shared runs are one job: 78 + 18 (alpha, new) + 12 + 18 (capacity, new) + 6 (teacher data, new)
     assert (counts["student"], counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (132, 7, 21, 8, 8)
+    assert counts["teacher_views"] == 7 and counts["compute"] == 1
 
 
 def test_lint_is_clean(workflow_dir):
@@ -87,6 +89,13 @@ def test_smoke_preset_end_to_end(smoke_run):
     assert set(students.teacher_params.dropna()) == set(size)
     assert runs.settings_hash.str.fullmatch(r"[0-9a-f]{12}").all() and runs.code_rev.notna().all()
     assert (runs.wall_seconds > 0).all() and (runs.train_images_per_s > 0).all() and set(runs.budget) == {"epochs"}
+    # CPU: the plain accel mode; every KD student looked its teacher's logits up in the view table
+    assert set(runs.precision) == {"fp32"} and not runs.cuda_graphs.any()
+    assert students[students.loss == "kd"].teacher_views.all() and not students[students.loss == "ce"].teacher_views.any()
+    compute = pd.read_csv(workflow_dir / "paper_figures/compute.csv")
+    total = compute[compute.role == "all"].iloc[0]
+    assert total.jobs == 7 + 7 + 21 + 132 and total.wall_hours > 0 and total.gpu_hours == 0
+    assert set(compute.role) == {"teacher", "teacher views", "score", "student", "all"}
 
     table = pd.read_csv(workflow_dir / "paper_figures/P1/P1-C1.csv")
     assert len(table) == 13 and (table.n_pairs == 3).all()  # 6 methods x 2 fractions + full data

@@ -10,7 +10,7 @@ from kdprune.io import atomic_path, read_json
 
 METRIC_COLUMNS = [
     "final_acc", "best_acc", "best_epoch", "epochs", "subset_size", "n_params", "teacher_params", "wall_seconds", "train_seconds",
-    "train_images_per_s", "settings_hash", "code_rev", "device", "torch",
+    "train_images_per_s", "teacher_views", "settings_hash", "code_rev", "device", "torch",
 ]
 TIMING_COLUMNS = ["wall_seconds", "train_seconds", "train_images_per_s"]  # vary between identical runs
 
@@ -20,7 +20,8 @@ def runs_frame(metrics_paths: list[Path], scale: str) -> pd.DataFrame:
     for path in metrics_paths:
         m = read_json(path)
         row = {"scale": scale, **m["spec"]["axes"], "budget": m["spec"]["recipe"].get("budget", "epochs"),
-               **{c: m.get(c) for c in METRIC_COLUMNS}, "run_dir": str(Path(path).parent)}
+               **{c: m.get(c) for c in METRIC_COLUMNS}, "precision": m.get("accel", {}).get("precision", "fp32"),
+               "cuda_graphs": m.get("accel", {}).get("cuda_graphs", False), "run_dir": str(Path(path).parent)}
         rows.append(row)
     return pd.DataFrame(rows)
 

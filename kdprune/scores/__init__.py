@@ -2,8 +2,10 @@
 important to keep for keep-hardest) sample. A score is computed once per (dataset, method, seed)
 and reused by every keep ratio.
 
-Each entry is `score(data, settings, seed, device, log) -> np.ndarray[float64] of len(train)`;
-`settings` is the method's block of `scores:` in config.yaml plus the resolved recipe."""
+Each entry is `score(data, settings, seed, device, log, accel=Accel()) -> np.ndarray[float64] of
+len(train)`; `settings` is the method's block of `scores:` in config.yaml plus the resolved recipe;
+`accel` (kdprune.accel) applies to the training runs only: the scores themselves (logits, gradient
+norms, features) are evaluated in fp32."""
 from __future__ import annotations
 
 from kdprune.registry import Registry

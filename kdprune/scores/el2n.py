@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from kdprune.losses import make_loss
 from kdprune.models import create_model
+from kdprune.accel import Accel
 from kdprune.scores import SCORES
 from kdprune.train import Recipe, fit, seed_everything, split_logits
 
@@ -21,7 +22,7 @@ def el2n_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
 
 
 @SCORES.register("el2n")
-def el2n_scores(data, settings: dict, seed: int, device, log) -> np.ndarray:
+def el2n_scores(data, settings: dict, seed: int, device, log, accel: Accel = Accel()) -> np.ndarray:
     recipe = Recipe.from_dict(settings["recipe"])
     total = torch.zeros(len(data.y_train), dtype=torch.float64)
     everything = np.arange(len(data.y_train))
@@ -29,7 +30,7 @@ def el2n_scores(data, settings: dict, seed: int, device, log) -> np.ndarray:
         run_seed = seed * 1000 + k
         seed_everything(run_seed, device)
         model = create_model(settings["arch"], data.num_classes, data.channels)
-        fit(model, data, everything, recipe, make_loss("ce"), seed=run_seed, device=device,
+        fit(model, data, everything, recipe, make_loss("ce"), seed=run_seed, device=device, accel=accel,
             stop_epoch=settings["epoch"], label=f"el2n run {k + 1}/{settings['runs']}", log=log)
         logits, labels = split_logits(model, data, "train", device)
         total += el2n_from_logits(logits, labels).double()

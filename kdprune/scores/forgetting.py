@@ -23,6 +23,7 @@ import torch
 
 from kdprune.losses import make_loss
 from kdprune.models import create_model
+from kdprune.accel import Accel
 from kdprune.scores import SCORES
 from kdprune.train import Recipe, fit, planned_passes, seed_everything
 
@@ -59,7 +60,7 @@ class AccuracyRecorder:
 
 
 @SCORES.register("forgetting")
-def forgetting_scores(data, settings: dict, seed: int, device, log) -> np.ndarray:
+def forgetting_scores(data, settings: dict, seed: int, device, log, accel: Accel = Accel()) -> np.ndarray:
     device = torch.device(device) if device is not None else torch.device("cpu")
     recipe = Recipe.from_dict(settings["recipe"])
     n = len(data.y_train)
@@ -72,7 +73,7 @@ def forgetting_scores(data, settings: dict, seed: int, device, log) -> np.ndarra
         seed_everything(run_seed, device)
         model = create_model(settings["arch"], data.num_classes, data.channels)
         recorder = AccuracyRecorder(n, epochs)
-        fit(model, data, np.arange(n), recipe, make_loss("ce"), seed=run_seed, device=device, stop_epoch=epochs,
+        fit(model, data, np.arange(n), recipe, make_loss("ce"), seed=run_seed, device=device, accel=accel, stop_epoch=epochs,
             label=f"forgetting run {k + 1}/{runs}", log=log, on_batch=recorder)
         total += recorder.counts()
     return total / runs

@@ -21,6 +21,7 @@ import torch
 
 from kdprune.losses import make_loss
 from kdprune.models import create_model
+from kdprune.accel import Accel
 from kdprune.scores import SCORES
 from kdprune.train import Recipe, fit, seed_everything
 
@@ -51,7 +52,7 @@ def penultimate_features(model: torch.nn.Module, data, device, batch_size: int =
 
 
 @SCORES.register("moderate")
-def moderate_scores(data, settings: dict, seed: int, device, log) -> np.ndarray:
+def moderate_scores(data, settings: dict, seed: int, device, log, accel: Accel = Accel()) -> np.ndarray:
     device = torch.device(device) if device is not None else torch.device("cpu")
     recipe = Recipe.from_dict(settings["recipe"])
     runs = int(settings.get("runs", 1))
@@ -61,7 +62,7 @@ def moderate_scores(data, settings: dict, seed: int, device, log) -> np.ndarray:
         run_seed = seed * 1000 + k
         seed_everything(run_seed, device)
         model = create_model(settings["arch"], data.num_classes, data.channels)
-        fit(model, data, np.arange(n), recipe, make_loss("ce"), seed=run_seed, device=device,
+        fit(model, data, np.arange(n), recipe, make_loss("ce"), seed=run_seed, device=device, accel=accel,
             stop_epoch=settings.get("epoch"), label=f"moderate run {k + 1}/{runs}", log=log)
         features, labels = penultimate_features(model, data, device, recipe.eval_batch_size)
         total += distances_to_class_median(features, labels)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from kdprune.accel import Accel
 from kdprune.scores import SCORES
 
 
 @SCORES.register("random")
-def random_scores(data, settings: dict, seed: int, device, log) -> np.ndarray:
+def random_scores(data, settings: dict, seed: int, device, log, accel: Accel = Accel()) -> np.ndarray:
     return np.random.default_rng(seed).random(len(data.y_train))

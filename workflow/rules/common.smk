@@ -6,6 +6,7 @@ import os
 from snakemake.utils import validate
 
 from kdprune.config import ConfigError, resolve
+from kdprune.data import in_memory
 from kdprune.grid import Grid
 from kdprune.jobs import score_spec, student_spec, teacher_spec
 from kdprune.report.claims import claim_spec
@@ -49,22 +50,47 @@ def student_job(wildcards):
     return STUDENTS[f"{wildcards.dataset}/students/{wildcards.run}"]
 
 
+def has_views(teacher_job):
+    """Whether the teacher also stores its logits of every training view (kdprune/teacher_views.py)."""
+    return CFG.get("teacher_views", False) and in_memory(teacher_job.dataset)
+
+
 def student_inputs(wildcards):
     job = student_job(wildcards)
     inputs = {}
     if job.teacher is not None:
-        inputs["teacher"] = f"{RESULTS}/{job.teacher.dir}/model.pt"
+        kind, name = ("teacher_views", "views.pt") if has_views(job.teacher) else ("teacher", "model.pt")
+        inputs[kind] = f"{RESULTS}/{job.teacher.dir}/{name}"
     if job.score is not None:
         inputs["scores"] = f"{RESULTS}/{job.score.path}"
     return inputs
 
 
 def student_args(wildcards, input):
-    return " ".join(f"--{name} {path}" for name, path in input.items())
+    return " ".join(f"--{name.replace('_', '-')} {path}" for name, path in input.items())
 
 
 def experiment_metrics(experiment):
     return [f"{RESULTS}/{job.dir}/metrics.json" for job in GRID.experiments[experiment]]
+
+
+def paper_job_files():
+    """{paper: the metadata file of every job its experiments need}, for the compute summary."""
+    out = {}
+    for name, students in GRID.experiments.items():
+        files = out.setdefault(CFG["experiments"][name].get("paper", "?"), [])
+        for s in students:
+            files.append(f"{RESULTS}/{s.dir}/metrics.json")
+            if s.teacher is not None:
+                files.append(f"{RESULTS}/{s.teacher.dir}/metrics.json")
+                if has_views(s.teacher):
+                    files.append(f"{RESULTS}/{s.teacher.dir}/views.json")
+            if s.score is not None:
+                files.append(f"{RESULTS}/{s.score.path[:-len('.npz')]}.json")
+    return {paper: list(dict.fromkeys(files)) for paper, files in out.items()}
+
+
+PAPER_JOB_FILES = paper_job_files()
 
 
 def claim_runs(wildcards):

@@ -78,3 +78,20 @@ rule ledger:
         "../envs/kdprune.yaml"
     shell:
         "python -m kdprune ledger --out-dir paper_figures {input:q} > {log:q} 2>&1"
+
+
+rule compute:
+    input:
+        sorted({f for files in PAPER_JOB_FILES.values() for f in files}),
+    output:
+        report("paper_figures/compute.md", category="Compute", caption="../report/compute.rst"),
+        "paper_figures/compute.csv",
+    log:
+        f"{RESULTS}/logs/compute.log",
+    params:
+        spec=as_json(PAPER_JOB_FILES),
+        scale=SCALE,
+    conda:
+        "../envs/kdprune.yaml"
+    shell:
+        "python -m kdprune compute --scale {params.scale} --spec {params.spec:q} --out-dir paper_figures > {log:q} 2>&1"

@@ -18,6 +18,23 @@ rule teacher:
         "python -m kdprune --threads {threads} train --spec {params.spec:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
+rule teacher_views:
+    input:
+        model=f"{RESULTS}/{{dataset}}/teachers/{{key}}/model.pt",
+    output:
+        views=f"{RESULTS}/{{dataset}}/teachers/{{key}}/views.pt",
+        meta=f"{RESULTS}/{{dataset}}/teachers/{{key}}/views.json",
+    log:
+        f"{RESULTS}/{{dataset}}/teachers/{{key}}/views.log",
+    params:
+        spec=lambda w: as_json(teacher_spec(CFG, TEACHERS[f"{w.dataset}/teachers/{w.key}"])),
+    threads: 1
+    conda:
+        "../envs/kdprune.yaml"
+    shell:
+        "python -m kdprune --threads {threads} views --spec {params.spec:q} --teacher {input.model:q} --out {output.views:q} > {log:q} 2>&1"
+
+
 rule score:
     output:
         scores=f"{RESULTS}/{{dataset}}/scores/{{key}}.npz",

@@ -1,0 +1,118 @@
+"""What the grid cost, and what a bigger grid will cost.
+
+`compute_summary`: the wall time of every finished job (teachers, teacher views, scores, students)
+per paper and role, and the GPU hours among them; written next to the ledger by `all_figures`. A job
+shared by two papers (a teacher, a score) counts in each paper's row and once in the total.
+
+`estimate_grid`: the device hours of another preset's grid (e.g. `paper`), extrapolated from a
+measured runs table (e.g. `small`'s): each job costs (images it trains on) / (images per second
+measured for its architecture and kind of run: CE or KD) on the device of the measurements.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kdprune.data import dataset_slug, split_spec
+from kdprune.grid import Grid
+from kdprune.io import atomic_path, read_json, write_text
+from kdprune.report.claims import format_markdown_table
+
+# Training-set sizes of the registered datasets (for estimates of grids not yet run).
+TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "svhn": 73_257, "imagenet": 1_281_167, "digits": 1_347}
+VIEW_PASS_COST = 1 / 3  # an inference forward costs about a third of a training step (fwd + bwd)
+
+
+def _role(path: Path) -> str:
+    if path.name == "views.json":
+        return "teacher views"
+    return {"teachers": "teacher", "students": "student", "scores": "score"}[
+        next(p for p in path.parts if p in ("teachers", "students", "scores"))]
+
+
+def compute_summary(files_by_paper: dict[str, list[str]]) -> pd.DataFrame:
+    rows = []
+    for paper, files in files_by_paper.items():
+        for f in files:
+            m = read_json(f)
+            rows.append({"paper": paper, "file": str(f), "role": _role(Path(f)), "wall_seconds": m.get("wall_seconds") or 0.0,
+                         "device": m.get("device", "cpu")})
+    jobs = pd.DataFrame(rows, columns=["paper", "file", "role", "wall_seconds", "device"])
+    jobs["gpu_seconds"] = jobs["wall_seconds"].where(jobs["device"].str.startswith("cuda"), 0.0)
+    per_paper = jobs.groupby(["paper", "role"], as_index=False).agg(
+        jobs=("file", "size"), wall_seconds=("wall_seconds", "sum"), gpu_seconds=("gpu_seconds", "sum"))
+    unique = jobs.drop_duplicates("file")
+    total = pd.DataFrame([{"paper": "all (shared jobs once)", "role": "all", "jobs": len(unique),
+                           "wall_seconds": unique["wall_seconds"].sum(), "gpu_seconds": unique["gpu_seconds"].sum()}])
+    out = pd.concat([per_paper, total], ignore_index=True)
+    out["wall_hours"] = out.pop("wall_seconds") / 3600
+    out["gpu_hours"] = out.pop("gpu_seconds") / 3600
+    return out
+
+
+def write_compute_summary(files_by_paper: dict[str, list[str]], out_dir: Path, scale: str) -> pd.DataFrame:
+    table = compute_summary(files_by_paper)
+    with atomic_path(Path(out_dir) / "compute.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    def clock(hours: float) -> str:
+        seconds = round(hours * 3600)
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+    shown = table.assign(wall=table["wall_hours"].map(clock), gpu=table["gpu_hours"].map(clock)).drop(columns=["wall_hours", "gpu_hours"])
+    write_text(Path(out_dir) / "compute.md", f"# Compute used at scale `{scale}`\n\nWall time of every job of the grid "
+               "(h:mm:ss, summed over jobs, whatever ran in parallel); `gpu` is the wall time of the jobs that ran on a GPU. `compute.csv` has the same in hours.\n\n"
+               + format_markdown_table(shown) + "\n")
+    return table
+
+
+# -- extrapolation ---------------------------------------------------------------------------------
+
+def measured_throughput(runs: pd.DataFrame) -> dict[tuple[str, bool], float]:
+    """Median training images/s per (architecture, KD?) over the measured runs (teachers: CE)."""
+    runs = runs.assign(kd=runs["loss"].fillna("ce") != "ce", arch=runs["arch"])
+    return runs.groupby(["arch", "kd"])["train_images_per_s"].median().to_dict()
+
+
+def _train_size(dataset: str, measured: pd.DataFrame) -> int:
+    name = split_spec(dataset)[0]
+    if name in TRAIN_SIZES:
+        return TRAIN_SIZES[name]
+    full = measured[(measured["dataset"] == dataset_slug(dataset)) & (measured["keep"] >= 1.0)]["subset_size"]
+    if full.empty:
+        raise ValueError(f"training-set size of {dataset!r} unknown: no full-data run of it in the measured table")
+    return int(full.iloc[0])
+
+
+def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
+    """Estimated device hours per paper and role of the grid of the resolved config `cfg`."""
+    speed = measured_throughput(measured)
+    grid = Grid.from_config(cfg)
+    paper_of = {name: exp.get("paper", "?") for name, exp in cfg["experiments"].items()}
+    rows = []
+
+    def add(paper: str, role: str, key: str, images: float, arch: str, kd: bool) -> None:
+        ips = speed.get((arch, kd)) or (speed.get((arch, False)) if kd else None)
+        rows.append({"paper": paper, "role": role, "job": key, "seconds": images / ips if ips else float("nan"),
+                     "unmeasured": None if ips else arch})
+
+    for name, students in grid.experiments.items():
+        paper = paper_of[name]
+        for s in students:
+            n = _train_size(s.dataset, measured)
+            epochs = cfg["recipes"][s.recipe]["epochs"]
+            add(paper, "student", s.dir, epochs * round(s.keep * n), s.arch, s.teacher is not None)
+            if s.teacher is not None:
+                t = s.teacher
+                add(paper, "teacher", t.dir, cfg["recipes"][t.recipe]["epochs"] * round(t.data_keep * n), t.arch, False)
+                if cfg.get("teacher_views") and split_spec(s.dataset)[0] != "imagenet":
+                    views = 162 if n > 2_000 else 9  # CIFAR pad-4 crops x flips; digits' pad-1 crops
+                    add(paper, "teacher views", t.dir + "/views", VIEW_PASS_COST * views * n, t.arch, False)
+            if s.score is not None and s.score.method != "random":
+                settings = cfg["scores"][s.score.method]
+                epochs_run = settings.get("epoch") or cfg["recipes"][settings["recipe"]]["epochs"]
+                add(paper, "score", s.score.path, settings.get("runs", 1) * epochs_run * n, settings["arch"], False)
+    jobs = pd.DataFrame(rows).drop_duplicates(["paper", "job"])
+    out = jobs.groupby(["paper", "role"], as_index=False).agg(jobs=("job", "size"), hours=("seconds", lambda s: s.sum() / 3600),
+                                                             unmeasured_archs=("unmeasured", lambda u: ", ".join(sorted(set(u.dropna())))))
+    return out
