@@ -43,7 +43,7 @@ def test_the_shipped_config_resolves_under_every_preset():
     ("device", "tpu", "device = 'tpu' is not allowed: auto, cpu, cuda or cuda:N"),
     ("claims.P1-C1.test.rule", "always", "claims.P1-C1.test.rule = 'always' is not allowed: unknown verdict rule 'always'"),
     ("claims.P1-C1.experiment", "nope", "claims.P1-C1.experiment = 'nope' is not allowed: unknown experiment; allowed: p1_kd_vs_ce"),
-    ("scale", "huge", "scale = 'huge' is not allowed: one of smoke, small, paper"),
+    ("scale", "huge", "scale = 'huge' is not allowed: one of smoke, small, subset, paper"),
 ])
 def test_bad_values_name_key_value_and_what_is_allowed(path, value, expected):
     if path == "scale":
