@@ -5,7 +5,6 @@ import re
 
 import pandas as pd
 import pytest
-import yaml
 
 from workflow_helpers import only_p1_c1, snakemake
 
