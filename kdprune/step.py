@@ -89,6 +89,8 @@ class StepRunner:
         self.teacher, self.teacher_views = teacher, teacher_views
         self.sums: dict[str, torch.Tensor] = {}  # loss terms x batch size, summed on the device
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_in: tuple = ()  # the graph's input buffers and outputs, set at capture
+        self.static_out: tuple = ()
         self.warmed = 0
 
     def _teacher_logits(self, source, packed: tuple, x: torch.Tensor) -> torch.Tensor | None:

@@ -192,7 +192,7 @@ def fit(
             log(
                 f"[{label}] epoch {epoch + 1:>3}/{last_epoch} | loss {record['loss']:.4f} ({terms_txt}) | "
                 f"acc {100 * acc:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g} | "
-                f"{len(indices) / t_train:,.0f} img/s | ETA {_clock(eta)}"
+                f"{len(indices) / t_train:,.0f} img/s | ETA {clock(eta)}"
             )
         if checkpoint is not None:
             save_torch(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history, "run_hash": run_hash})
@@ -214,6 +214,7 @@ def fit(
     }
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """Seconds as h:mm:ss."""
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -18,6 +18,7 @@ from kdprune.data import dataset_slug, split_spec
 from kdprune.grid import Grid
 from kdprune.io import atomic_path, read_json, write_text
 from kdprune.report.claims import format_markdown_table
+from kdprune.train import clock
 
 # Training-set sizes of the registered datasets (for estimates of grids not yet run).
 TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "svhn": 73_257, "imagenet": 1_281_167, "digits": 1_347}
@@ -55,11 +56,7 @@ def write_compute_summary(files_by_paper: dict[str, list[str]], out_dir: Path, s
     table = compute_summary(files_by_paper)
     with atomic_path(Path(out_dir) / "compute.csv") as tmp:
         table.to_csv(tmp, index=False)
-    def clock(hours: float) -> str:
-        seconds = round(hours * 3600)
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-    shown = table.assign(wall=table["wall_hours"].map(clock), gpu=table["gpu_hours"].map(clock)).drop(columns=["wall_hours", "gpu_hours"])
+    shown = table.assign(wall=(table["wall_hours"] * 3600).map(clock), gpu=(table["gpu_hours"] * 3600).map(clock)).drop(columns=["wall_hours", "gpu_hours"])
     write_text(Path(out_dir) / "compute.md", f"# Compute used at scale `{scale}`\n\nWall time of every job of the grid "
                "(h:mm:ss, summed over jobs, whatever ran in parallel); `gpu` is the wall time of the jobs that ran on a GPU. `compute.csv` has the same in hours.\n\n"
                + format_markdown_table(shown) + "\n")
