@@ -26,7 +26,7 @@ from kdprune.data import ImageData, load_dataset
 from kdprune.losses import make_loss
 from kdprune.models import create_model
 from kdprune.optim import SGD
-from kdprune.stacked import StackedCifarResNet, stacked_kd_objective
+from kdprune.stacked import FlatStack, PerStudentObjective, StackedCifarResNet
 from kdprune.step import ResidentBatches, StepRunner, WARMUP_STEPS
 from kdprune.teacher_views import view_grid
 
@@ -116,18 +116,6 @@ def reference_kd(student_arch: str, teacher_arch: str, data: ImageData, batch: i
 
 # -- kdprune's step ------------------------------------------------------------------------------
 
-class FlatStack(nn.Module):
-    """Stacked students behind the one-model interface of StepRunner: N*B images in (student k's
-    batch is rows k*B..(k+1)*B), N*B logits out."""
-
-    def __init__(self, stacked: StackedCifarResNet):
-        super().__init__()
-        self.stacked = stacked
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stacked(x.unflatten(0, (self.stacked.n_models, -1))).flatten(0, 1)
-
-
 def kdprune_kd(student_arch: str, teacher_arch: str, data: ImageData, batch: int, device: torch.device, accel: Accel,
                warmup: int, steps: int, views: bool = False, stack: int = 1) -> float:
     """Student images per second of kdprune's KD step; `stack` students share one wide step."""
@@ -137,9 +125,7 @@ def kdprune_kd(student_arch: str, teacher_arch: str, data: ImageData, batch: int
     accel.prepare(model, device).train()
     accel.prepare(teacher, device).eval()
     kd = make_loss("kd", alpha=0.9, temperature=4.0)
-    objective = kd if stack == 1 else (
-        lambda logits, y, t: stacked_kd_objective(kd, logits.unflatten(0, (stack, -1)), y.unflatten(0, (stack, -1)),
-                                                  t.unflatten(0, (stack, -1))))
+    objective = kd if stack == 1 else PerStudentObjective(kd, stack)
     table = None
     if views:  # timing only: a table of the right shape and dtype (its values do not change the cost)
         offsets, flips = view_grid(data.crop_padding, data.hflip)
@@ -148,22 +134,21 @@ def kdprune_kd(student_arch: str, teacher_arch: str, data: ImageData, batch: int
     optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     runner = StepRunner(model, objective, optimizer, accel, device, teacher=None if views else teacher, teacher_views=table)
     source = ResidentBatches(data, device, accel)
-    wide = batch * stack
-    n_batches = len(data.y_train) // wide
-    gen = torch.Generator().manual_seed(0)
+    n_batches = len(data.y_train) // batch
+    gens = [torch.Generator().manual_seed(k) for k in range(stack)]  # each student its own order and views
     plan = iter(())
 
     def step():
         nonlocal plan
         packed = next(plan, None)
-        if packed is None:  # a new epoch: fresh order and views, drawn on the host
-            order = torch.randperm(len(data.y_train), generator=gen)
-            plan = (p for _, p in source.plan(order, [slice(i * wide, (i + 1) * wide) for i in range(n_batches)], gen))
+        if packed is None:  # a new epoch: fresh orders and views, drawn on the host, as in training
+            orders = [torch.randperm(len(data.y_train), generator=gen) for gen in gens]
+            plan = (p for _, p in source.plan(orders, [slice(i * batch, (i + 1) * batch) for i in range(n_batches)], gens))
             packed = next(plan)
         optimizer.set_lr(0.05)
-        runner.run(source, packed, wide)
+        runner.run(source, packed, batch * stack)
 
-    return wide / _timed(step, max(warmup, WARMUP_STEPS + 2), steps, device)
+    return batch * stack / _timed(step, max(warmup, WARMUP_STEPS + 2), steps, device)
 
 
 def view_table_seconds_per_image(teacher_arch: str, data: ImageData, device: torch.device, accel: Accel, n: int = 1024) -> float:

@@ -14,10 +14,15 @@ def _log(msg: str) -> None:
 
 
 def cmd_train(args) -> None:
-    from kdprune.jobs import run_training
+    from kdprune.jobs import run_seeds
 
-    run_training(json.loads(args.spec), Path(args.out_dir), args.teacher and Path(args.teacher), args.scores and Path(args.scores), log=_log,
-                 views_path=args.teacher_views and Path(args.teacher_views))
+    specs = json.loads(args.spec)
+    specs = specs if isinstance(specs, list) else [specs]
+    scores = args.scores or [None] * len(specs)
+    if not (len(args.out_dir) == len(scores) == len(specs)):
+        raise SystemExit(f"kdprune train: {len(specs)} specs need as many --out-dir (got {len(args.out_dir)}) and --scores (got {len(scores)})")
+    run_seeds(specs, [Path(d) for d in args.out_dir], args.teacher and Path(args.teacher), [s and Path(s) for s in scores], log=_log,
+              views_path=args.teacher_views and Path(args.teacher_views), stack=args.stack)
 
 
 def cmd_views(args) -> None:
@@ -101,11 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     sub = parser.add_subparsers(dest="verb", required=True)
 
-    p = sub.add_parser("train", help="train a teacher or a student")
-    p.add_argument("--spec", required=True, help="the job's spec, JSON")
-    p.add_argument("--out-dir", required=True)
+    p = sub.add_parser("train", help="train a teacher or a student, or the seeds of one grid cell")
+    p.add_argument("--spec", required=True, help="the job's spec, JSON; a list of specs: the seeds of one cell, in one process")
+    p.add_argument("--out-dir", required=True, nargs="+", help="one run folder per spec")
     p.add_argument("--teacher", help="teacher model.pt (KD losses)")
-    p.add_argument("--scores", help="scores .npz (pruned subsets)")
+    p.add_argument("--scores", nargs="+", help="scores .npz (pruned subsets), one per spec")
+    p.add_argument("--stack", choices=["auto", "stacked", "sequential"], default="auto",
+                   help="how a list of specs trains: one stacked network, one after the other, or auto (stacked on CUDA)")
     p.add_argument("--teacher-views", help="the teacher's view logits (KD losses; replaces running the teacher)")
     p.set_defaults(func=cmd_train)
 

@@ -6,7 +6,8 @@ Paths carry the axes, relative to results/<scale>/<dataset slug>/:
   scores/<method>-s<seed>.npz
   students/<arch>-<recipe>/<selection>/keep<f>/<loss>/s<seed>/
 Deduplication is by path: a run that two experiments share (or keep 1.0 under every method) is
-one job."""
+one run. A student's folder without its seed is its cell: the seeds of one grid point, which the
+workflow trains in one job (config `stack_seeds`)."""
 from __future__ import annotations
 
 import itertools
@@ -90,6 +91,11 @@ class StudentJob:
     def dir(self) -> str:
         return f"{dataset_slug(self.dataset)}/students/{self.key}"
 
+    @property
+    def cell_dir(self) -> str:
+        """The run folder's parent: every seed of this grid point (one job under `stack_seeds`)."""
+        return self.dir.rpartition("/")[0]
+
     def axes(self) -> dict:
         """The run's coordinates, as columns of the runs table."""
         out = asdict(self)
@@ -160,3 +166,12 @@ class Grid:
     @property
     def scores(self) -> list[ScoreJob]:
         return dedupe(s.score for s in self.students if s.score is not None)
+
+    @property
+    def cells(self) -> dict[str, list[StudentJob]]:
+        """{cell_dir: its students, by seed}: the seeds of a grid point, trained by one job when
+        the config's `stack_seeds` is not `off`."""
+        out: dict[str, list[StudentJob]] = {}
+        for s in self.students:
+            out.setdefault(s.cell_dir, []).append(s)
+        return {cell: sorted(jobs, key=lambda j: j.seed) for cell, jobs in out.items()}

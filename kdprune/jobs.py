@@ -17,11 +17,12 @@ from kdprune.grid import ScoreJob, StudentJob, TeacherJob
 from kdprune.io import save_npz, save_torch, write_json
 from kdprune.losses import make_loss
 from kdprune.models import create_model
+from kdprune.models.resnet_cifar import CifarResNet
 from kdprune.provenance import code_revision, platform_info, settings_hash
 from kdprune.scores import SCORES
 from kdprune.select import select_indices
 from kdprune.teacher_views import compute_view_logits, load_view_logits, save_view_logits
-from kdprune.train import Recipe, fit, pick_device, seed_everything
+from kdprune.train import Recipe, fit, fit_stack, pick_device, seed_everything
 
 
 # -- specs: everything a job needs, nothing it does not (a changed spec reruns the job) ----------
@@ -93,46 +94,125 @@ def load_teacher(path: Path) -> torch.nn.Module:
     return model.eval()
 
 
+STACK_MODES = ("off", "sequential", "stacked", "auto")  # config `stack_seeds`; `off` is the workflow's one job per seed
+
+
 def run_training(spec: dict, out_dir: Path, teacher_path: Path | None = None, scores_path: Path | None = None,
                  log: Callable[[str], None] = print, views_path: Path | None = None) -> dict:
     """Train a teacher or a student into out_dir (metrics.json, model.pt); resumable. A KD student
     reads its teacher's view logits from `views_path` (run_views) instead of running the teacher."""
+    return run_seeds([spec], [out_dir], teacher_path, [scores_path], log, views_path)[0]
+
+
+def run_seeds(specs: list[dict], out_dirs: list[Path], teacher_path: Path | None = None, scores_paths: list[Path | None] | None = None,
+              log: Callable[[str], None] = print, views_path: Path | None = None, stack: str = "auto") -> list[dict]:
+    """Train the seeds of one grid cell (specs that differ only in their seed and the score file
+    they read) in one process: one start-up, one dataset load, one teacher. Each seed still gets its
+    own run folder. `stack`: `stacked` trains them as one stacked network (kdprune.stacked: CIFAR
+    ResNets, in-memory data), `sequential` one after the other, `auto` stacks on CUDA only (on a CPU
+    a stack is no faster than its students in turn)."""
     t0 = time.perf_counter()
+    _check_one_cell(specs)
+    spec = specs[0]
+    scores_paths = scores_paths or [None] * len(specs)
     device = pick_device(spec["device"])
     accel = resolve_accel(spec.get("accel"), device)
     data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
-    if spec["method"] == "full":
-        indices = np.arange(len(data.y_train))
-    else:
-        if scores_path is None:  # a teacher on a random fraction: the random score, computed here
-            scores = SCORES.get("random")(data, {}, spec["seed"], device, log)
-        else:
-            with np.load(scores_path) as f:
-                scores = f["scores"]
-        indices = select_indices(scores, data.y_train.numpy(), spec["keep"], spec["rule"] or "hardest", seed=spec["seed"], **spec["selection"])
+    subsets = [_subset(s, data, path, device, log) for s, path in zip(specs, scores_paths)]
     loss = make_loss(spec["loss"], alpha=spec.get("alpha"), temperature=spec.get("temperature"))
     needs_teacher = getattr(loss, "needs_teacher", False)
     views, views_meta = load_view_logits(views_path, device) if needs_teacher and views_path else (None, {})
     teacher = load_teacher(teacher_path) if needs_teacher and views is None else None
     teacher_params = views_meta.get("teacher_params") or (sum(p.numel() for p in teacher.parameters()) if teacher else None)
-    seed_everything(spec["seed"], device)
-    model = create_model(spec["arch"], data.num_classes, data.channels)
-    run_hash = settings_hash(spec)
-    label = f"{spec['role']} {spec['arch']}"
-    log(f"[{label}] {len(indices)}/{len(data.y_train)} training images, {spec['recipe']['epochs']} epochs on {device}")
-    result = fit(model, data, indices, Recipe.from_dict(spec["recipe"]), loss, seed=spec["seed"], device=device,
-                 teacher=teacher, teacher_views=views, accel=accel, checkpoint=out_dir / "checkpoint.pt", run_hash=run_hash,
-                 label=label, log=log)
+    mode = _stack_mode(stack, device, data, spec["arch"], subsets, log)
+    recipe = Recipe.from_dict(spec["recipe"])
+    labels = [f"{s['role']} {s['arch']} s{s['seed']}" for s in specs]
+    common = dict(device=device, teacher=teacher, teacher_views=views, accel=accel, log=log)
+    for s, label, subset in zip(specs, labels, subsets):
+        log(f"[{label}] {len(subset)}/{len(data.y_train)} training images, {s['recipe']['epochs']} epochs on {device} ({mode})")
+    extra = {"teacher_params": teacher_params, "teacher_views": views is not None, "stack": {"mode": mode, "size": len(specs)}}
+    if mode == "stacked":
+        models = [_fresh_model(s, data, device) for s in specs]
+        checkpoint = out_dirs[0] / "stack-checkpoint.pt"
+        results = fit_stack(models, data, subsets, recipe, loss, seeds=[s["seed"] for s in specs], checkpoint=checkpoint,
+                            run_hash=settings_hash({"stack": specs}), labels=labels, **common)
+        share = (time.perf_counter() - t0) / len(specs)  # the job's time, split evenly
+        out = [_save_run(s, d, m, r, data, subset, share, device, extra, log) for s, d, m, r, subset in zip(specs, out_dirs, models, results, subsets)]
+        checkpoint.unlink(missing_ok=True)
+        return out
+    out = []
+    setup = (time.perf_counter() - t0) / len(specs)
+    for s, d, label, subset in zip(specs, out_dirs, labels, subsets):
+        t1 = time.perf_counter()
+        model = _fresh_model(s, data, device)
+        result = fit(model, data, subset, recipe, loss, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s),
+                     label=label, **common)
+        out.append(_save_run(s, d, model, result, data, subset, setup + time.perf_counter() - t1, device, extra, log))
+    # Checkpoints go only now: if the job dies on a later seed, the workflow deletes every output of
+    # the job, and the finished seeds' last checkpoints make their rerun a matter of seconds.
+    for d in out_dirs:
+        (d / "checkpoint.pt").unlink(missing_ok=True)
+    return out
+
+
+def _check_one_cell(specs: list[dict]) -> None:
+    def without_seed(spec: dict) -> dict:
+        rest = {k: v for k, v in spec.items() if k not in ("seed", "score_spec")}
+        rest["axes"] = {k: v for k, v in spec.get("axes", {}).items() if k != "seed"}
+        return rest
+
+    first = without_seed(specs[0])
+    for spec in specs[1:]:
+        other = without_seed(spec)
+        if other != first:
+            # name a setting, not the `axes` summary of the settings
+            key = next(k for k in sorted(set(first) | set(other), key=lambda k: (k == "axes", k)) if first.get(k) != other.get(k))
+            raise ValueError(f"the runs of one job must differ only in seed, but `{key}` differs: {first.get(key)!r} vs {other.get(key)!r}")
+
+
+def _subset(spec: dict, data, scores_path: Path | None, device: torch.device, log: Callable[[str], None]) -> np.ndarray:
+    if spec["method"] == "full":
+        return np.arange(len(data.y_train))
+    if scores_path is None:  # a teacher on a random fraction: the random score, computed here
+        scores = SCORES.get("random")(data, {}, spec["seed"], device, log)
+    else:
+        with np.load(scores_path) as f:
+            scores = f["scores"]
+    return select_indices(scores, data.y_train.numpy(), spec["keep"], spec["rule"] or "hardest", seed=spec["seed"], **spec["selection"])
+
+
+def _stack_mode(stack: str, device: torch.device, data, arch: str, subsets: list, log: Callable[[str], None]) -> str:
+    """`stacked` or `sequential` for the seeds of one job (`single` for one run)."""
+    if stack not in STACK_MODES:
+        raise ValueError(f"stack: {stack!r} is not one of {', '.join(STACK_MODES)}")
+    if len(subsets) == 1:
+        return "single"
+    if stack in ("off", "sequential") or (stack == "auto" and device.type != "cuda"):
+        return "sequential"
+    why_not = ("the architecture is not a CIFAR ResNet" if not isinstance(create_model(arch, data.num_classes, data.channels), CifarResNet)
+               else "the dataset is streamed from disk" if not hasattr(data, "x_train")
+               else "the subsets differ in size" if len({len(s) for s in subsets}) > 1 else None)
+    if why_not:
+        log(f"[stack] training the seeds one after the other: {why_not}")
+        return "sequential"
+    return "stacked"
+
+
+def _fresh_model(spec: dict, data, device: torch.device) -> torch.nn.Module:
+    seed_everything(spec["seed"], device)  # the same initial weights whether the run is stacked or not
+    return create_model(spec["arch"], data.num_classes, data.channels)
+
+
+def _save_run(spec: dict, out_dir: Path, model: torch.nn.Module, result: dict, data, subset: np.ndarray, wall_seconds: float,
+              device: torch.device, extra: dict, log: Callable[[str], None]) -> dict:
     save_torch(out_dir / "model.pt", {"arch": spec["arch"], "num_classes": data.num_classes, "in_channels": data.channels,
                                       "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}})
     metrics = {
-        "spec": spec, "settings_hash": run_hash, "code_rev": code_revision(), **platform_info(device),
-        "teacher_params": teacher_params, "teacher_views": views is not None,
-        "subset_size": len(indices), "subset_sha": hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:12],
-        "wall_seconds": time.perf_counter() - t0, **result,
+        "spec": spec, "settings_hash": settings_hash(spec), "code_rev": code_revision(), **platform_info(device), **extra,
+        "subset_size": len(subset), "subset_sha": hashlib.sha256(np.asarray(subset, dtype=np.int64).tobytes()).hexdigest()[:12],
+        "wall_seconds": wall_seconds, **result,
     }
     write_json(out_dir / "metrics.json", metrics)  # last: its presence means the run is complete
-    (out_dir / "checkpoint.pt").unlink(missing_ok=True)
-    log(f"[{label}] final acc {100 * result['final_acc']:.2f}%, best {100 * result['best_acc']:.2f}% "
-        f"(epoch {result['best_epoch']}), {metrics['wall_seconds']:.1f}s")
+    log(f"[{spec['role']} {spec['arch']} s{spec['seed']}] final acc {100 * result['final_acc']:.2f}%, best {100 * result['best_acc']:.2f}% "
+        f"(epoch {result['best_epoch']}), {wall_seconds:.1f}s")
     return metrics

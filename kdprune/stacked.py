@@ -6,11 +6,12 @@ one after the other cost about N times one step. Stacking them makes one wide st
 every convolution becomes one grouped convolution (groups=N), every BatchNorm one BatchNorm over
 N times the channels, and the classifier one batched matmul. The students stay independent:
 student k sees only its own batch x[k] (channel block k), keeps its own BN statistics, affine
-parameters and running stats, and gets the gradient of its own loss (see `stacked_kd_objective`).
+parameters and running stats, and gets the gradient of its own loss (see `per_student_terms`).
 One optimizer over the stacked parameters is N optimizers, because SGD with momentum, Nesterov
 and weight decay acts elementwise.
 
-Build with `StackedCifarResNet.from_models(models)`, get the students back with `unstack()`.
+Build with `StackedCifarResNet.from_models(models)`, get the students back with `unstack()`;
+`kdprune.train.fit_stack` trains a stack (the workflow's `stack_seeds`).
 """
 from __future__ import annotations
 
@@ -167,16 +168,43 @@ class StackedCifarResNet(nn.Module):
         return self.fc(self.features(x))
 
 
-def stacked_kd_objective(objective: Objective, logits: torch.Tensor, targets: torch.Tensor,
-                         teacher_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Apply a kdprune.losses objective to stacked outputs: logits [N, B, K], targets [N, B],
-    teacher_logits [N, B, K] or None. Each term is the sum over students of that student's
-    batch-mean term, so student k's gradient equals its gradient when trained alone.
-    Assumes, like every objective in kdprune.losses, that terms are batch means of per-sample
-    values: then with equal batch sizes the sum is N times the term over the flattened N*B batch."""
+class FlatStack(nn.Module):
+    """A stack behind the one-model interface of the training loop: N*B images in (student k's batch
+    is rows k*B..(k+1)*B), N*B logits out."""
+
+    def __init__(self, stacked: StackedCifarResNet):
+        super().__init__()
+        self.stacked = stacked
+
+    @property
+    def n_models(self) -> int:
+        return self.stacked.n_models
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stacked(x.unflatten(0, (self.stacked.n_models, -1))).flatten(0, 1)
+
+
+def per_student_terms(objective: Objective, logits: torch.Tensor, targets: torch.Tensor,
+                      teacher_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """A kdprune.losses objective applied to each student of a stack: logits [N, B, K], targets
+    [N, B], teacher_logits [N, B, K] or None -> every term as an [N] vector of the students' own
+    batch means. Student k's logits only enter entry k, so the gradient of the sum of all entries
+    is, for every student, its gradient when trained alone."""
     n, b = logits.shape[:2]
     if targets.shape != (n, b):
         raise ValueError(f"targets must be [N, B] = [{n}, {b}], got {list(targets.shape)}")
-    teacher = None if teacher_logits is None else teacher_logits.flatten(0, 1)
-    terms = objective(logits.flatten(0, 1), targets.flatten(), teacher)
-    return {name: n * value for name, value in terms.items()}
+    per = [objective(logits[k], targets[k], None if teacher_logits is None else teacher_logits[k]) for k in range(n)]
+    return {name: torch.stack([terms[name] for terms in per]) for name in per[0]}
+
+
+class PerStudentObjective:
+    """`per_student_terms` on the flat outputs of a FlatStack: what the training loop calls."""
+
+    def __init__(self, objective: Objective, n: int):
+        self.objective, self.n = objective, n
+        self.needs_teacher = getattr(objective, "needs_teacher", False)
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        split = (0, (self.n, -1))
+        teacher = None if teacher_logits is None else teacher_logits.unflatten(*split)
+        return per_student_terms(self.objective, logits.unflatten(*split), targets.unflatten(*split), teacher)

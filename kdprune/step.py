@@ -32,15 +32,18 @@ class ResidentBatches:
         self.normalize = data.normalizer(device)
         self.padding, self.hflip, self.accel, self.device = data.crop_padding, data.hflip, accel, device
 
-    def plan(self, order: torch.Tensor, batches: list[slice], gen: torch.Generator) -> Iterator[tuple[torch.Tensor, tuple]]:
-        rows = []
-        for part in batches:
-            idx = order[part]
-            top, left, flip = draw_views(len(idx), self.padding, gen, self.hflip)
-            rows.append(torch.stack([idx, top, left, flip.long()]))
+    def plan(self, orders: list[torch.Tensor], batches: list[slice], gens: list[torch.Generator]) -> Iterator[tuple[torch.Tensor, tuple]]:
+        """The epoch's batches. One order and generator per student of a stack (one for a single
+        run); student k draws exactly the views it would draw alone, and its rows are block k of
+        every batch."""
+        rows = [torch.cat([self._rows(order[part], gen) for order, gen in zip(orders, gens)], 1) for part in batches]
         packed = torch.cat(rows, 1).to(self.device, non_blocking=True).split([r.shape[1] for r in rows], 1)  # one copy per epoch
         for row, on_device in zip(rows, packed):
             yield row[0], (on_device,)
+
+    def _rows(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        top, left, flip = draw_views(len(idx), self.padding, gen, self.hflip)
+        return torch.stack([idx, top, left, flip.long()])
 
     @staticmethod
     def size(packed: tuple) -> int:
@@ -62,8 +65,10 @@ class StreamedBatches:
     def __init__(self, data, device: torch.device, accel: Accel):
         self.data, self.device, self.accel = data, device, accel
 
-    def plan(self, order: torch.Tensor, batches: list[slice], gen: torch.Generator) -> Iterator[tuple[torch.Tensor, tuple]]:
-        for idx, x, y in self.data.train_batches(order, batches, gen, self.device):
+    def plan(self, orders: list[torch.Tensor], batches: list[slice], gens: list[torch.Generator]) -> Iterator[tuple[torch.Tensor, tuple]]:
+        if len(orders) != 1:
+            raise ValueError("streamed datasets train one student at a time (no stacks)")
+        for idx, x, y in self.data.train_batches(orders[0], batches, gens[0], self.device):
             yield idx, (x, y)
 
     @staticmethod
@@ -87,7 +92,7 @@ class StepRunner:
         self.model, self.objective, self.optimizer = model, objective, optimizer
         self.accel, self.device = accel, torch.device(device)
         self.teacher, self.teacher_views = teacher, teacher_views
-        self.sums: dict[str, torch.Tensor] = {}  # loss terms x batch size, summed on the device
+        self.sums: dict[str, torch.Tensor] = {}  # loss terms x batch size (per student), summed on the device
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_in: tuple = ()  # the graph's input buffers and outputs, set at capture
         self.static_out: tuple = ()
@@ -106,15 +111,17 @@ class StepRunner:
         with self.accel.autocast(self.device):
             teacher_logits = self._teacher_logits(source, packed, x)
             logits = self.model(x)
+        # Terms are scalars, or [N] vectors for a stack of N students (kdprune.stacked).
         terms = self.objective(logits.float(), y, teacher_logits)
         loss = sum(terms.values())
-        loss.backward()
+        loss.sum().backward()
         self.optimizer.step()
         self.optimizer.zero_grad()
+        per_student = y.shape[0] // loss.numel()
         for name, value in {"loss": loss, **terms}.items():
             if name not in self.sums:
-                self.sums[name] = torch.zeros((), device=self.device)
-            self.sums[name].add_(value.detach() * y.shape[0])
+                self.sums[name] = torch.zeros(value.shape, device=self.device)
+            self.sums[name].add_(value.detach() * per_student)
         return logits.detach(), y
 
     def reset_sums(self) -> None:

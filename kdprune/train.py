@@ -18,6 +18,7 @@ from kdprune.accel import Accel
 from kdprune.io import save_torch
 from kdprune.optim import SGD
 from kdprune.registry import Registry
+from kdprune.stacked import FlatStack, PerStudentObjective, StackedCifarResNet
 from kdprune.step import StepRunner, batch_source
 
 SCHEDULES: Registry = Registry("schedule")
@@ -77,20 +78,28 @@ def seed_everything(seed: int, device: torch.device) -> None:
 
 @torch.no_grad()
 def split_logits(model: nn.Module, data, split: str, device: torch.device, batch_size: int = 1024,
-                 accel: Accel = Accel()) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of a whole split of `data`, in order (eval mode, no augmentation), on the CPU."""
+                 accel: Accel = Accel(), copies: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of a whole split of `data`, in order (eval mode, no augmentation), on the CPU.
+    `copies`: each batch goes in that many times (a stack of students); logits are [copies, n, K]."""
     model.eval()
     outs, ys = [], []
     for x, y in data.eval_batches(split, batch_size, device):
         with accel.autocast(device):
-            outs.append(model(accel.images(x)).float().cpu())
+            out = model(accel.images(x.repeat(copies, *([1] * (x.dim() - 1))) if copies > 1 else x)).float()
+        outs.append(out.unflatten(0, (copies, -1)).cpu() if copies > 1 else out.cpu())
         ys.append(y.cpu())
-    return torch.cat(outs), torch.cat(ys)
+    return torch.cat(outs, dim=1 if copies > 1 else 0), torch.cat(ys)
+
+
+def accuracies(model: nn.Module, data, device: torch.device, copies: int = 1, batch_size: int = 1024,
+               accel: Accel = Accel()) -> list[float]:
+    """Test accuracy of a model, or of each student of a stack of `copies`."""
+    logits, y = split_logits(model, data, "test", device, batch_size, accel, copies)
+    return (logits.argmax(-1) == y).float().mean(-1).reshape(-1).tolist()
 
 
 def accuracy(model: nn.Module, data, device: torch.device, batch_size: int = 1024, accel: Accel = Accel()) -> float:
-    logits, y = split_logits(model, data, "test", device, batch_size, accel)
-    return (logits.argmax(1) == y).float().mean().item()
+    return accuracies(model, data, device, 1, batch_size, accel)[0]
 
 
 def _batches(n: int, batch_size: int) -> list[slice]:
@@ -116,6 +125,27 @@ def fit(
     objective: Callable,
     *,
     seed: int,
+    label: str = "train",
+    **options,
+) -> dict:
+    """Train `model` in place on the training samples `indices` of `data`; returns the history and
+    summary metrics. One "epoch" below is one pass over the subset; the schedule runs on the
+    recipe's epochs, so a "steps" budget stretches it over more passes. Options (see fit_stack):
+    `stop_epoch` ends training early (early-epoch scores); `on_batch(epoch, sample_indices, logits,
+    targets)` sees every training step (training-dynamics scores such as forgetting events); `accel`
+    says how steps run (kdprune.accel); `teacher_views` (kdprune.teacher_views) replaces the
+    teacher's forward passes by exact lookups."""
+    return fit_stack([model], data, [indices], recipe, objective, seeds=[seed], labels=[label], **options)[0]
+
+
+def fit_stack(
+    models: list[nn.Module],
+    data,
+    subsets: list[np.ndarray],
+    recipe: Recipe,
+    objective: Callable,
+    *,
+    seeds: list[int],
     device: torch.device,
     teacher: nn.Module | None = None,
     teacher_views: torch.Tensor | None = None,
@@ -123,92 +153,110 @@ def fit(
     checkpoint: Path | None = None,
     run_hash: str = "",
     stop_epoch: int | None = None,
-    label: str = "train",
+    labels: list[str] | None = None,
     log: Callable[[str], None] = print,
     on_batch: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
-) -> dict:
-    """Train `model` in place on the training samples `indices` of `data`; returns the history and
-    summary metrics. One "epoch" below is one pass over the subset; the schedule runs on the
-    recipe's epochs, so a "steps" budget stretches it over more passes. `stop_epoch` ends training
-    early (early-epoch scores); `on_batch(epoch, sample_indices, logits, targets)` sees every
-    training step (training-dynamics scores such as forgetting events). `accel` says how steps run
-    (kdprune.accel); `teacher_views` (kdprune.teacher_views) replaces the teacher's forward passes
-    by exact lookups."""
-    accel.prepare(model, device)
+) -> list[dict]:
+    """Train N models of one CIFAR ResNet architecture at once, as one stacked network
+    (kdprune.stacked): model k on `subsets[k]` with `seeds[k]`, drawing exactly the batches and views
+    it would draw alone, with its own BN statistics, loss and optimizer state. The subsets must have
+    one size (one number of steps). N = 1 is plain training of any model. The models are updated in
+    place; returns one result per model. A stack's time is split evenly among its students."""
+    n = len(models)
+    sizes = {len(s) for s in subsets}
+    if len(sizes) != 1 or len(seeds) != n:
+        raise ValueError(f"a stack needs one subset size and one seed per model, got sizes {sorted(sizes)}, {len(seeds)} seeds for {n} models")
+    if on_batch is not None and n > 1:
+        raise ValueError("on_batch hooks see a single run; train stacks without them")
+    labels = labels or [f"train s{s}" for s in seeds]
+    net = models[0] if n == 1 else FlatStack(StackedCifarResNet.from_models(models))
+    accel.prepare(net, device)
     if teacher is not None:
         accel.prepare(teacher, device).eval()
-    optimizer = SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
-    indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
-    passes = planned_passes(recipe, len(indices), len(data.y_train))
+    optimizer = SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    subsets = [torch.as_tensor(np.asarray(s), dtype=torch.int64) for s in subsets]
+    size = sizes.pop()
+    passes = planned_passes(recipe, size, len(data.y_train))
     per_pass = recipe.epochs / passes  # schedule epochs per pass
     eval_every = max(1, passes // recipe.epochs)  # about `epochs` evaluations whatever the budget
     last_epoch = min(stop_epoch or passes, passes)
-    history: list[dict] = []
+    histories: list[list[dict]] = [[] for _ in range(n)]
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         try:
-            if state.get("run_hash") != run_hash:
+            if state.get("run_hash") != run_hash or len(state.get("histories", ())) != n:
                 raise ValueError("written for other settings")
             optimizer.load_state_dict(state["optimizer"])
-            model.load_state_dict(state["model"])
-            history, start_epoch = state["history"], state["epoch"]
-            log(f"[{label}] resuming from {checkpoint} at epoch {start_epoch}")
+            net.load_state_dict(state["model"])
+            histories, start_epoch = state["histories"], state["epoch"]
+            log(f"[{labels[0]}] resuming from {checkpoint} at epoch {start_epoch}")
         except ValueError as why:
-            log(f"[{label}] ignoring {checkpoint}: {why}")
+            log(f"[{labels[0]}] ignoring {checkpoint}: {why}")
 
-    batches = _batches(len(indices), recipe.batch_size)
+    batches = _batches(size, recipe.batch_size)
     source = batch_source(data, device, accel)
-    runner = StepRunner(model, objective, optimizer, accel, device, teacher, teacher_views)
-    train_seconds = sum(h["train_seconds"] for h in history)
-    epoch_seconds = sum(h["epoch_seconds"] for h in history)
+    runner = StepRunner(net, objective if n == 1 else PerStudentObjective(objective, n), optimizer, accel, device, teacher, teacher_views)
+    epoch_seconds = sum(h["epoch_seconds"] for h in histories[0])
     for epoch in range(start_epoch, last_epoch):
         t0 = time.perf_counter()
-        model.train()
+        net.train()
         runner.reset_sums()
-        # One generator per epoch, derived from (seed, epoch): a resumed run draws the same batches.
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = indices[torch.randperm(len(indices), generator=gen)]
-        for step, (idx, packed) in enumerate(source.plan(order, batches, gen)):
+        # One generator per student and epoch, derived from (seed, epoch): a resumed run draws the same batches.
+        gens = [torch.Generator().manual_seed(seed * 1_000_003 + epoch) for seed in seeds]
+        orders = [subset[torch.randperm(size, generator=gen)] for subset, gen in zip(subsets, gens)]
+        for step, (idx, packed) in enumerate(source.plan(orders, batches, gens)):
             lr = recipe.lr_at((epoch + step / len(batches)) * per_pass)
             optimizer.set_lr(lr)
-            logits, y = runner.run(source, packed, recipe.batch_size)
+            logits, y = runner.run(source, packed, n * recipe.batch_size)
             if on_batch is not None:
                 on_batch(epoch, idx, logits, y)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t_train = time.perf_counter() - t0
         evaluate = (epoch + 1) % eval_every == 0 or epoch + 1 == last_epoch
-        acc = accuracy(model, data, device, recipe.eval_batch_size, accel) if evaluate else None
-        record = {k: float(v) / len(indices) for k, v in runner.sums.items()}
-        record.update(epoch=epoch + 1, test_acc=acc, lr=lr, train_seconds=t_train, epoch_seconds=time.perf_counter() - t0)
-        history.append(record)
-        train_seconds += t_train
-        epoch_seconds += record["epoch_seconds"]
-        if evaluate:
-            best = max(h["test_acc"] for h in history if h["test_acc"] is not None)
-            eta = epoch_seconds / (epoch + 1 - start_epoch) * (last_epoch - epoch - 1)
-            terms_txt = ", ".join(f"{k} {record[k]:.4f}" for k in runner.sums if k != "loss")
-            log(
-                f"[{label}] epoch {epoch + 1:>3}/{last_epoch} | loss {record['loss']:.4f} ({terms_txt}) | "
-                f"acc {100 * acc:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g} | "
-                f"{len(indices) / t_train:,.0f} img/s | ETA {clock(eta)}"
-            )
+        accs = accuracies(net, data, device, n, recipe.eval_batch_size, accel) if evaluate else [None] * n
+        sums = {name: value.reshape(-1).tolist() for name, value in runner.sums.items()}
+        wall = time.perf_counter() - t0
+        epoch_seconds += wall / n
+        for k, history in enumerate(histories):
+            record = {name: value[k] / size for name, value in sums.items()}
+            record.update(epoch=epoch + 1, test_acc=accs[k], lr=lr, train_seconds=t_train / n, epoch_seconds=wall / n)
+            history.append(record)
+            if evaluate:
+                best = max(h["test_acc"] for h in history if h["test_acc"] is not None)
+                eta = epoch_seconds * n / (epoch + 1 - start_epoch) * (last_epoch - epoch - 1)
+                terms_txt = ", ".join(f"{name} {record[name]:.4f}" for name in sums if name != "loss")
+                log(
+                    f"[{labels[k]}] epoch {epoch + 1:>3}/{last_epoch} | loss {record['loss']:.4f} ({terms_txt}) | "
+                    f"acc {100 * accs[k]:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g} | "
+                    f"{n * size / t_train:,.0f} img/s | ETA {clock(eta)}"
+                )
         if checkpoint is not None:
-            save_torch(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history, "run_hash": run_hash})
+            save_torch(checkpoint, {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                                    "histories": histories, "run_hash": run_hash})
 
+    if n > 1:
+        for model, state in zip(models, net.stacked.unstack()):
+            model.load_state_dict(state)
+    n_params = sum(p.numel() for p in models[0].parameters())
+    return [_summary(history, last_epoch, size, n_params, recipe, accel) for history in histories]
+
+
+def _summary(history: list[dict], epochs: int, size: int, n_params: int, recipe: Recipe, accel: Accel) -> dict:
     evaluated = [h for h in history if h["test_acc"] is not None]
     best = max(evaluated, key=lambda h: h["test_acc"]) if evaluated else None
+    train_seconds = sum(h["train_seconds"] for h in history)
     return {
         "history": history,
         "final_acc": evaluated[-1]["test_acc"] if evaluated else float("nan"),
         "best_acc": best["test_acc"] if best else float("nan"),
         "best_epoch": best["epoch"] if best else -1,
-        "epochs": last_epoch,
-        "n_train": len(indices),
-        "n_params": sum(p.numel() for p in model.parameters()),
+        "epochs": epochs,
+        "n_train": size,
+        "n_params": n_params,
         "train_seconds": train_seconds,
-        "train_images_per_s": len(indices) * len(history) / train_seconds if train_seconds else float("nan"),
+        "train_images_per_s": size * len(history) / train_seconds if train_seconds else float("nan"),
         "recipe": asdict(recipe),
         "accel": accel.as_dict(),
     }

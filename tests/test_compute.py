@@ -25,9 +25,9 @@ def test_compute_summary_counts_shared_jobs_once_in_the_total(tmp_path):
     table = compute_summary({"P1": [teacher, views, score, a], "P2": [teacher, b]})
     row = table.set_index(["paper", "role"])
     assert row.loc[("P1", "teacher"), "wall_hours"] == pytest.approx(100 / 3600)
-    assert row.loc[("P1", "teacher views"), "jobs"] == 1 and row.loc[("P2", "student"), "gpu_hours"] == 0
+    assert row.loc[("P1", "teacher views"), "runs"] == 1 and row.loc[("P2", "student"), "gpu_hours"] == 0
     total = table[table.role == "all"].iloc[0]
-    assert total.jobs == 5 and total.wall_hours == pytest.approx(210 / 3600) and total.gpu_hours == pytest.approx(130 / 3600)
+    assert total.runs == 5 and total.wall_hours == pytest.approx(210 / 3600) and total.gpu_hours == pytest.approx(130 / 3600)
 
 
 def test_estimate_is_images_over_measured_throughput():
@@ -42,7 +42,7 @@ def test_estimate_is_images_over_measured_throughput():
     ])
     est = estimate_grid(cfg, measured).set_index("role")
     student_epochs, teacher_epochs = cfg["recipes"]["student"]["epochs"], cfg["recipes"]["teacher"]["epochs"]
-    assert est.loc["student", "jobs"] == 2
+    assert est.loc["student", "runs"] == 2
     assert est.loc["student", "hours"] == pytest.approx(student_epochs * (round(0.5 * 1347) + 1347) / 200 / 3600)
     assert est.loc["teacher", "hours"] == pytest.approx(teacher_epochs * 1347 / 50 / 3600)
     assert "score" not in est.index  # random scores cost nothing

@@ -74,7 +74,7 @@ def test_resident_batches_are_the_host_views_in_order():
     order = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(1))
     batches = [slice(0, 40), slice(40, 80), slice(80, 96)]
     source = ResidentBatches(data, CPU, Accel())
-    got = list(source.plan(order, batches, torch.Generator().manual_seed(7)))
+    got = list(source.plan([order], batches, [torch.Generator().manual_seed(7)]))
     gen = torch.Generator().manual_seed(7)
     normalize = data.normalizer(CPU)
     for (idx, packed), part in zip(got, batches):

@@ -14,16 +14,31 @@ def job_counts(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-def test_dry_run_counts_one_job_per_unique_teacher_score_and_grid_point(workflow_dir):
+@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 30), ("auto", 15)])
+def test_dry_run_counts_one_job_per_unique_teacher_score_and_grid_point(workflow_dir, stack_seeds, student_jobs):
     only_p1_c1(workflow_dir, {"student": ["resnet8"], "teacher": ["resnet20", "resnet14"], "method": ["random", "el2n"],
                               "keep": [0.3, 0.6, 1.0], "loss": ["ce", "kd"], "seed": [0, 1]})
-    out = snakemake(workflow_dir, "-n", "all_figures")
+    out = snakemake(workflow_dir, "-n", "all_figures", "--config", f"stack_seeds={stack_seeds}")
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout + out.stderr)
     # students: keep<1: 2 methods x 2 keeps x (1 CE + 2 teachers KD) x 2 seeds = 24;
     #           keep=1: one full-data run x 3 losses/teachers x 2 seeds = 6
-    assert counts == {"teacher": 2, "teacher_views": 2, "score": 4, "student": 30, "runs_table": 1, "all_runs": 1, "claim": 1,
-                      "figure": 1, "ledger": 1, "compute": 1, "all_figures": 1, "total": 45}
+    # With stack_seeds (not off) one job trains both seeds of a grid point: 15 jobs.
+    assert counts == {"teacher": 2, "teacher_views": 2, "score": 4, "student": student_jobs, "runs_table": 1, "all_runs": 1, "claim": 1,
+                      "figure": 1, "ledger": 1, "compute": 1, "all_figures": 1, "total": 15 + student_jobs}
+
+
+def test_cells_with_other_seed_lists_get_their_own_rule(workflow_dir):
+    """An experiment with its own `seed` list: its cells go to rule student_seeds_<list>, the
+    others to `student`, and no output is claimed by two rules."""
+    only_p1_c1(workflow_dir, {"student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.3, 1.0],
+                              "loss": ["ce"], "seed": [0, 1, 2]},
+               extra={"p1_alpha": {"paper": "P1", "student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"],
+                                   "keep": [0.3], "loss": ["kd"], "seed": [0, 1]}})
+    out = snakemake(workflow_dir, "-n", "all_figures")
+    assert out.returncode == 0, out.stderr
+    counts = job_counts(out.stdout + out.stderr)
+    assert counts["student"] == 2 and counts["student_seeds_0_1"] == 1
 
 
 # Expected jobs of each claim's table in the shipped smoke preset, counted by hand (3 seeds):
@@ -45,15 +60,19 @@ def test_dry_run_of_each_claim_table(workflow_dir, claim):
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout + out.stderr)
     students, teachers, scores = CLAIM_JOBS[claim]
-    assert (counts["student"], counts["teacher"], counts["score"]) == (students, teachers, scores)
+    # one job per grid point trains its 3 seeds (stack_seeds: auto)
+    assert (counts["student"], counts["teacher"], counts["score"]) == (students // 3, teachers, scores)
     assert counts["teacher_views"] == teachers  # every teacher of an in-memory dataset stores its view logits
     assert counts["claim"] == 1 and counts["runs_table"] == 1 and "ledger" not in counts
 
 
-def test_dry_run_of_the_whole_smoke_grid(workflow_dir):
-    counts = job_counts((lambda o: o.stdout + o.stderr)(snakemake(workflow_dir, "-n", "all_figures")))
-    # Shared runs are one job: 78 + 18 (alpha, new) + 12 + 18 (capacity, new) + 6 (teacher data, new)
-    assert (counts["student"], counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (132, 7, 21, 8, 8)
+@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 132), ("auto", 44)])
+def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs):
+    out = snakemake(workflow_dir, "-n", "all_figures", "--config", f"stack_seeds={stack_seeds}")
+    counts = job_counts(out.stdout + out.stderr)
+    # Shared runs are one run: 78 + 18 (alpha, new) + 12 + 18 (capacity, new) + 6 (teacher data, new) = 132,
+    # in 44 jobs of 3 seeds unless stack_seeds is off
+    assert (counts["student"], counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 7, 21, 8, 8)
     assert counts["teacher_views"] == 7 and counts["compute"] == 1
 
 
@@ -91,9 +110,11 @@ def test_smoke_preset_end_to_end(smoke_run):
     # CPU: the plain accel mode; every KD student looked its teacher's logits up in the view table
     assert set(runs.precision) == {"fp32"} and not runs.cuda_graphs.any()
     assert students[students.loss == "kd"].teacher_views.all() and not students[students.loss == "ce"].teacher_views.any()
+    # stack_seeds auto on a CPU: each job trained its cell's 3 seeds one after the other
+    assert set(students.stack_mode) == {"sequential"} and set(students.stack_size) == {3} and set(teachers.stack_mode) == {"single"}
     compute = pd.read_csv(workflow_dir / "paper_figures/compute.csv")
     total = compute[compute.role == "all"].iloc[0]
-    assert total.jobs == 7 + 7 + 21 + 132 and total.wall_hours > 0 and total.gpu_hours == 0
+    assert total.runs == 7 + 7 + 21 + 132 and total.wall_hours > 0 and total.gpu_hours == 0
     assert set(compute.role) == {"teacher", "teacher views", "score", "student", "all"}
 
     table = pd.read_csv(workflow_dir / "paper_figures/P1/P1-C1.csv")
@@ -137,3 +158,20 @@ def test_one_table_target_builds_only_what_it_needs(workflow_dir):
     assert (workflow_dir / "paper_figures/P1/P1-C1.md").is_file()
     assert not (workflow_dir / "paper_figures/claims.md").exists()  # the ledger was not asked for
     assert not (workflow_dir / "paper_figures/P1/P1-C1.png").exists()
+
+
+@pytest.mark.workflow
+def test_stacked_seeds_through_the_workflow(workflow_dir):
+    """stack_seeds=stacked: one job per grid point trains its seeds as one network and writes each
+    seed's own run folder; the runs table says how every run was trained."""
+    only_p1_c1(workflow_dir, {"student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.3],
+                              "loss": ["ce", "kd"], "seed": [0, 1]},
+               recipes={"teacher": {"epochs": 2}, "student": {"epochs": 2}, "score": {"epochs": 2}})
+    out = snakemake(workflow_dir, "--cores", "2", "results/smoke/runs.csv", "--config", "stack_seeds=stacked")
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = pd.read_csv(workflow_dir / "results/smoke/runs.csv")
+    students = runs[runs.role == "student"]
+    assert len(students) == 4 and set(students.stack_mode) == {"stacked"} and set(students.stack_size) == {2}
+    assert sorted(students.seed) == [0, 0, 1, 1] and students.subset_size.nunique() == 1
+    logs = list((workflow_dir / "results/smoke/digits/students").rglob("train-s0-1.log"))
+    assert len(logs) == 2 and all("(stacked)" in log.read_text() for log in logs)

@@ -28,10 +28,10 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def only_p1_c1(workdir, grid: dict, recipes: dict | None = None):
-    """Reduce the config to P1-C1 on the given grid (smoke preset)."""
+def only_p1_c1(workdir, grid: dict, recipes: dict | None = None, extra: dict | None = None):
+    """Reduce the config to P1-C1 on the given grid (smoke preset); `extra`: more experiments."""
     cfg = yaml.safe_load((workdir / "config.yaml").read_text())
-    cfg["experiments"] = {"p1_kd_vs_ce": {**cfg["experiments"]["p1_kd_vs_ce"], **grid}}
+    cfg["experiments"] = {"p1_kd_vs_ce": {**cfg["experiments"]["p1_kd_vs_ce"], **grid}, **(extra or {})}
     cfg["claims"] = {"P1-C1": cfg["claims"]["P1-C1"]}
     for preset in cfg["presets"].values():  # a preset's own experiments and claims go too
         (preset or {}).pop("experiments", None)

@@ -1,12 +1,14 @@
 """What the grid cost, and what a bigger grid will cost.
 
-`compute_summary`: the wall time of every finished job (teachers, teacher views, scores, students)
-per paper and role, and the GPU hours among them; written next to the ledger by `all_figures`. A job
-shared by two papers (a teacher, a score) counts in each paper's row and once in the total.
+`compute_summary`: the wall time of every finished run (teachers, teacher views, scores, students)
+per paper and role, and the GPU hours among them; written next to the ledger by `all_figures`. A run
+shared by two papers (a teacher, a score) counts in each paper's row and once in the total. The
+seeds of a cell trained by one job (`stack_seeds`) share its wall time evenly.
 
 `estimate_grid`: the device hours of another preset's grid (e.g. `paper`), extrapolated from a
-measured runs table (e.g. `small`'s): each job costs (images it trains on) / (images per second
-measured for its architecture and kind of run: CE or KD) on the device of the measurements.
+measured runs table (e.g. `small`'s): each run costs (images it trains on) / (images per second
+measured for its architecture and kind of run: CE or KD) on the device of the measurements. A
+stacked run's images per second are its stack's, so measured stacks extrapolate to stacks.
 """
 from __future__ import annotations
 
@@ -42,9 +44,9 @@ def compute_summary(files_by_paper: dict[str, list[str]]) -> pd.DataFrame:
     jobs = pd.DataFrame(rows, columns=["paper", "file", "role", "wall_seconds", "device"])
     jobs["gpu_seconds"] = jobs["wall_seconds"].where(jobs["device"].str.startswith("cuda"), 0.0)
     per_paper = jobs.groupby(["paper", "role"], as_index=False).agg(
-        jobs=("file", "size"), wall_seconds=("wall_seconds", "sum"), gpu_seconds=("gpu_seconds", "sum"))
+        runs=("file", "size"), wall_seconds=("wall_seconds", "sum"), gpu_seconds=("gpu_seconds", "sum"))
     unique = jobs.drop_duplicates("file")
-    total = pd.DataFrame([{"paper": "all (shared jobs once)", "role": "all", "jobs": len(unique),
+    total = pd.DataFrame([{"paper": "all (shared runs once)", "role": "all", "runs": len(unique),
                            "wall_seconds": unique["wall_seconds"].sum(), "gpu_seconds": unique["gpu_seconds"].sum()}])
     out = pd.concat([per_paper, total], ignore_index=True)
     out["wall_hours"] = out.pop("wall_seconds") / 3600
@@ -57,8 +59,8 @@ def write_compute_summary(files_by_paper: dict[str, list[str]], out_dir: Path, s
     with atomic_path(Path(out_dir) / "compute.csv") as tmp:
         table.to_csv(tmp, index=False)
     shown = table.assign(wall=(table["wall_hours"] * 3600).map(clock), gpu=(table["gpu_hours"] * 3600).map(clock)).drop(columns=["wall_hours", "gpu_hours"])
-    write_text(Path(out_dir) / "compute.md", f"# Compute used at scale `{scale}`\n\nWall time of every job of the grid "
-               "(h:mm:ss, summed over jobs, whatever ran in parallel); `gpu` is the wall time of the jobs that ran on a GPU. `compute.csv` has the same in hours.\n\n"
+    write_text(Path(out_dir) / "compute.md", f"# Compute used at scale `{scale}`\n\nWall time of every run of the grid "
+               "(h:mm:ss, summed over runs, whatever ran in parallel; the seeds trained by one job share its time); `gpu` is the wall time of the runs that ran on a GPU. `compute.csv` has the same in hours.\n\n"
                + format_markdown_table(shown) + "\n")
     return table
 
@@ -110,6 +112,6 @@ def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
                 epochs_run = settings.get("epoch") or cfg["recipes"][settings["recipe"]]["epochs"]
                 add(paper, "score", s.score.path, settings.get("runs", 1) * epochs_run * n, settings["arch"], False)
     jobs = pd.DataFrame(rows).drop_duplicates(["paper", "job"])
-    out = jobs.groupby(["paper", "role"], as_index=False).agg(jobs=("job", "size"), hours=("seconds", lambda s: s.sum() / 3600),
+    out = jobs.groupby(["paper", "role"], as_index=False).agg(runs=("job", "size"), hours=("seconds", lambda s: s.sum() / 3600),
                                                              unmeasured_archs=("unmeasured", lambda u: ", ".join(sorted(set(u.dropna())))))
     return out

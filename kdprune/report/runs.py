@@ -21,7 +21,10 @@ def runs_frame(metrics_paths: list[Path], scale: str) -> pd.DataFrame:
         m = read_json(path)
         row = {"scale": scale, **m["spec"]["axes"], "budget": m["spec"]["recipe"].get("budget", "epochs"),
                **{c: m.get(c) for c in METRIC_COLUMNS}, "precision": m.get("accel", {}).get("precision", "fp32"),
-               "cuda_graphs": m.get("accel", {}).get("cuda_graphs", False), "run_dir": str(Path(path).parent)}
+               "cuda_graphs": m.get("accel", {}).get("cuda_graphs", False),
+               # how the run's job trained it: single | sequential | stacked (with `stack_size` - 1 other seeds)
+               "stack_mode": m.get("stack", {}).get("mode", "single"), "stack_size": m.get("stack", {}).get("size", 1),
+               "run_dir": str(Path(path).parent)}
         rows.append(row)
     return pd.DataFrame(rows)
 

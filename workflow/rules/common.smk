@@ -2,6 +2,8 @@
 # kdprune package; the rules only map paths to jobs.
 import json
 import os
+import re
+import shlex
 
 from snakemake.utils import validate
 
@@ -25,6 +27,13 @@ GRID = Grid.from_config(CFG)
 TEACHERS = {t.dir: t for t in GRID.teachers}
 SCORE_JOBS = {s.path: s for s in GRID.scores}
 STUDENTS = {s.dir: s for s in GRID.students}
+# `stack_seeds` (not `off`): one job per cell trains all its seeds (kdprune.jobs.run_seeds). A
+# rule's outputs are fixed, so cells are grouped by their seed list: one rule per list.
+STACK_SEEDS = CFG.get("stack_seeds", "auto")
+CELLS = GRID.cells
+SEED_SETS = {}
+for _cell, _jobs in CELLS.items():
+    SEED_SETS.setdefault(tuple(j.seed for j in _jobs), []).append(_cell)
 CLAIM_PATHS = [f"{c['paper']}/{cid}" for cid, c in CFG["claims"].items()]
 FIGURE_PATHS = [f"{c['paper']}/{cid}" for cid, c in CFG["claims"].items() if "figure" in c]
 LEDGER = [f"paper_figures/claims.{ext}" for ext in ("md", "csv", "json")]
@@ -55,19 +64,45 @@ def has_views(teacher_job):
     return CFG.get("teacher_views", False) and in_memory(teacher_job.dataset)
 
 
-def student_inputs(wildcards):
-    job = student_job(wildcards)
+def jobs_inputs(jobs):
+    """What students (one, or the seeds of a cell: one teacher) read: teacher or its views, scores."""
     inputs = {}
-    if job.teacher is not None:
-        kind, name = ("teacher_views", "views.pt") if has_views(job.teacher) else ("teacher", "model.pt")
-        inputs[kind] = f"{RESULTS}/{job.teacher.dir}/{name}"
-    if job.score is not None:
-        inputs["scores"] = f"{RESULTS}/{job.score.path}"
+    teacher = jobs[0].teacher
+    if teacher is not None:
+        kind, name = ("teacher_views", "views.pt") if has_views(teacher) else ("teacher", "model.pt")
+        inputs[kind] = f"{RESULTS}/{teacher.dir}/{name}"
+    if jobs[0].score is not None:
+        inputs["scores"] = [f"{RESULTS}/{job.score.path}" for job in jobs]
     return inputs
 
 
+def student_inputs(wildcards):
+    return jobs_inputs([student_job(wildcards)])
+
+
+def cell_inputs(wildcards):
+    return jobs_inputs(CELLS[wildcards.cell])
+
+
 def student_args(wildcards, input):
-    return " ".join(f"--{name.replace('_', '-')} {path}" for name, path in input.items())
+    def paths(value):  # one file (a str) or several (a list: one score file per seed)
+        return [value] if isinstance(value, str) else list(value)
+
+    return " ".join(f"--{name.replace('_', '-')} {shlex.join(paths(input[name]))}" for name in input.keys())
+
+
+def seed_rule_name(seeds):
+    """The rule of the most common seed list is `student` (profiles set its resources); others
+    are `student_seeds_<seeds>`."""
+    most = max(SEED_SETS, key=lambda k: len(SEED_SETS[k]))
+    return "student" if seeds == most else "student_seeds_" + "_".join(map(str, seeds))
+
+
+def cell_pattern(seeds):
+    """The `cell` wildcard of a seed list's rule: any cell when there is one list, else its own cells."""
+    if len(SEED_SETS) == 1:
+        return r"[^/]+/students/.+"
+    return "|".join(re.escape(cell) for cell in SEED_SETS[seeds])
 
 
 def experiment_metrics(experiment):

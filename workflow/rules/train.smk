@@ -50,23 +50,54 @@ rule score:
         "python -m kdprune --threads {threads} score --spec {params.spec:q} --out {output.scores:q} > {log:q} 2>&1"
 
 
-rule student:
-    input:
-        unpack(student_inputs),
-    output:
-        model=f"{RESULTS}/{{dataset}}/students/{{run}}/model.pt",
-        metrics=f"{RESULTS}/{{dataset}}/students/{{run}}/metrics.json",
-    log:
-        f"{RESULTS}/{{dataset}}/students/{{run}}/train.log",
-    wildcard_constraints:
-        run=r".+",
-    params:
-        spec=lambda w: as_json(student_spec(CFG, student_job(w))),
-        inputs=student_args,
-        out_dir=lambda w, output: run_dir(output.model),
-    threads: 1
-    conda:
-        "../envs/kdprune.yaml"
-    shell:
-        "python -m kdprune --threads {threads} train --spec {params.spec:q} {params.inputs} "
-        "--out-dir {params.out_dir:q} > {log:q} 2>&1"
+if STACK_SEEDS == "off":
+
+    rule student:
+        input:
+            unpack(student_inputs),
+        output:
+            model=f"{RESULTS}/{{dataset}}/students/{{run}}/model.pt",
+            metrics=f"{RESULTS}/{{dataset}}/students/{{run}}/metrics.json",
+        log:
+            f"{RESULTS}/{{dataset}}/students/{{run}}/train.log",
+        wildcard_constraints:
+            run=r".+",
+        params:
+            spec=lambda w: as_json(student_spec(CFG, student_job(w))),
+            inputs=student_args,
+            out_dir=lambda w, output: run_dir(output.model),
+        threads: 1
+        conda:
+            "../envs/kdprune.yaml"
+        shell:
+            "python -m kdprune --threads {threads} train --spec {params.spec:q} {params.inputs} "
+            "--out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+else:
+    # One job per cell: its seeds share the start-up, the data and the teacher, and on a GPU one
+    # stacked network (kdprune.stacked). Each seed keeps its own run folder.
+    for _seeds in SEED_SETS:
+
+        rule:
+            name:
+                seed_rule_name(_seeds)
+            input:
+                unpack(cell_inputs),
+            output:
+                **{f"{kind}_s{seed}": f"{RESULTS}/{{cell}}/s{seed}/{kind}.{ext}" for seed in _seeds
+                   for kind, ext in (("model", "pt"), ("metrics", "json"))},
+            log:
+                f"{RESULTS}/{{cell}}/train-s{'-'.join(map(str, _seeds))}.log",
+            wildcard_constraints:
+                cell=cell_pattern(_seeds),
+            params:
+                spec=lambda w: as_json([student_spec(CFG, job) for job in CELLS[w.cell]]),
+                inputs=student_args,
+                out_dirs=lambda w, output: shlex.join(run_dir(output[f"model_s{job.seed}"]) for job in CELLS[w.cell]),
+                stack=STACK_SEEDS,
+            threads: 1
+            conda:
+                "../envs/kdprune.yaml"
+            shell:
+                "python -m kdprune --threads {threads} train --spec {params.spec:q} {params.inputs} "
+                "--stack {params.stack} --out-dir {params.out_dirs} > {log:q} 2>&1"
