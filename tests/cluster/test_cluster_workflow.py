@@ -51,7 +51,7 @@ def test_student_requeued_mid_training_resumes_and_matches_an_uninterrupted_run(
     shutil.copytree(REPO / "slurm", cluster_dir / "slurm")
 
     run = background(cluster_dir, "--profile", "slurm", "--profile", "profiles/slurm-smoke", target)
-    log = cluster_dir / target.replace("metrics.json", "train.log")
+    log = cluster_dir / target.replace("s0/metrics.json", "train-s0.log")  # the log of the cell's job (stack_seeds)
     run.wait_for(lambda: log.exists() and " epoch  10/" in log.read_text(), 300, "epoch 10 of the student")
     job_id = submitted_ids(run.output)[-1]  # the student's job: submitted after its score
     subprocess.run(["scontrol", "requeue", job_id], check=True)
