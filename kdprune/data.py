@@ -43,8 +43,7 @@ class ImageData:
 
     @property
     def crop_padding(self) -> int:
-        # CIFAR's pad-4 crop, scaled with the image: 32 -> 4, 8x8 digits -> 1.
-        return max(1, self.image_size // 8)
+        return crop_padding(self.image_size)
 
     def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std of the training images in [0, 1] units."""
@@ -80,6 +79,11 @@ class Normalizer(torch.nn.Module):
 
 
 DATASETS: Registry = Registry("dataset")
+
+
+def crop_padding(image_size: int) -> int:
+    """CIFAR's pad-4 crop, scaled with the image: 32 -> 4, 8x8 digits -> 1."""
+    return max(1, image_size // 8)
 
 
 def _from_nhwc(name, x_train, y_train, x_test, y_test, classes) -> ImageData:

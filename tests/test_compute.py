@@ -55,3 +55,16 @@ def test_bench_runs_every_path_on_the_cpu():
     assert "table:" in results[3].note
     table = format_results(results, torch.device("cpu"), 16)
     assert table.count("| resnet8 -> resnet8 |") == 6 and "| 1.00 |" in table
+
+
+def test_view_counts_come_from_each_datasets_geometry():
+    from kdprune.data import load_dataset
+    from kdprune.report.compute import GEOMETRY, dataset_geometry
+    from kdprune.teacher_views import view_grid
+
+    assert dataset_geometry("cifar10") == (50_000, 9 * 9 * 2) and dataset_geometry("cifar100+noise0.2") == (50_000, 162)
+    # the table's digits entry is what the loader gives: 8x8 images, pad-1 crops, no flips
+    digits = load_dataset("digits")
+    offsets, flips = view_grid(digits.crop_padding, digits.hflip)
+    assert GEOMETRY["digits"] == (len(digits.y_train), digits.image_size, digits.hflip)
+    assert dataset_geometry("digits") == (1347, offsets * offsets * flips) == (1347, 9)

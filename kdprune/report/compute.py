@@ -16,14 +16,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdprune.data import dataset_slug, split_spec
+from kdprune.data import crop_padding, in_memory, load_dataset, split_spec
 from kdprune.grid import Grid
 from kdprune.io import atomic_path, read_json, write_text
 from kdprune.report.claims import format_markdown_table
+from kdprune.teacher_views import view_grid
 from kdprune.train import clock
 
-# Training-set sizes of the registered datasets (for estimates of grids not yet run).
-TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "svhn": 73_257, "imagenet": 1_281_167, "digits": 1_347}
+# (training images, image size, flips are views) of the registered datasets, for estimates of grids
+# whose data is not on this machine; other datasets (npz:...) are loaded to read the same.
+GEOMETRY = {"cifar10": (50_000, 32, True), "cifar100": (50_000, 32, True), "svhn": (73_257, 32, True),
+            "imagenet": (1_281_167, 224, True), "digits": (1_347, 8, False)}
 VIEW_PASS_COST = 1 / 3  # an inference forward costs about a third of a training step (fwd + bwd)
 
 
@@ -73,14 +76,16 @@ def measured_throughput(runs: pd.DataFrame) -> dict[tuple[str, bool], float]:
     return runs.groupby(["arch", "kd"])["train_images_per_s"].median().to_dict()
 
 
-def _train_size(dataset: str, measured: pd.DataFrame) -> int:
+def dataset_geometry(dataset: str) -> tuple[int, int]:
+    """(training images, crop/flip views per image: the teacher table's views) of a dataset spec."""
     name = split_spec(dataset)[0]
-    if name in TRAIN_SIZES:
-        return TRAIN_SIZES[name]
-    full = measured[(measured["dataset"] == dataset_slug(dataset)) & (measured["keep"] >= 1.0)]["subset_size"]
-    if full.empty:
-        raise ValueError(f"training-set size of {dataset!r} unknown: no full-data run of it in the measured table")
-    return int(full.iloc[0])
+    if name in GEOMETRY:
+        n, size, hflip = GEOMETRY[name]
+    else:
+        data = load_dataset(dataset, download=False)
+        n, size, hflip = len(data.y_train), data.image_size, data.hflip
+    offsets, flips = view_grid(crop_padding(size), hflip)
+    return n, offsets * offsets * flips
 
 
 def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
@@ -98,14 +103,13 @@ def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
     for name, students in grid.experiments.items():
         paper = paper_of[name]
         for s in students:
-            n = _train_size(s.dataset, measured)
+            n, views = dataset_geometry(s.dataset)
             epochs = cfg["recipes"][s.recipe]["epochs"]
             add(paper, "student", s.dir, epochs * round(s.keep * n), s.arch, s.teacher is not None)
             if s.teacher is not None:
                 t = s.teacher
                 add(paper, "teacher", t.dir, cfg["recipes"][t.recipe]["epochs"] * round(t.data_keep * n), t.arch, False)
-                if cfg.get("teacher_views") and split_spec(s.dataset)[0] != "imagenet":
-                    views = 162 if n > 2_000 else 9  # CIFAR pad-4 crops x flips; digits' pad-1 crops
+                if cfg.get("teacher_views") and in_memory(s.dataset):
                     add(paper, "teacher views", t.dir + "/views", VIEW_PASS_COST * views * n, t.arch, False)
             if s.score is not None and s.score.method != "random":
                 settings = cfg["scores"][s.score.method]
