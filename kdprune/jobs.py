@@ -137,7 +137,8 @@ def run_seeds(specs: list[dict], out_dirs: list[Path], teacher_path: Path | None
         results = fit_stack(models, data, subsets, recipe, loss, seeds=[s["seed"] for s in specs], checkpoint=checkpoint,
                             run_hash=settings_hash({"stack": specs}), labels=labels, **common)
         share = (time.perf_counter() - t0) / len(specs)  # the job's time, split evenly
-        out = [_save_run(s, d, m, r, data, subset, share, device, extra, log) for s, d, m, r, subset in zip(specs, out_dirs, models, results, subsets)]
+        out = [_save_run(s, d, m, r, data, subset, share, device, extra, label, log)
+               for s, d, m, r, subset, label in zip(specs, out_dirs, models, results, subsets, labels)]
         checkpoint.unlink(missing_ok=True)
         return out
     out = []
@@ -147,7 +148,7 @@ def run_seeds(specs: list[dict], out_dirs: list[Path], teacher_path: Path | None
         model = _fresh_model(s, data, device)
         result = fit(model, data, subset, recipe, loss, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s),
                      label=label, **common)
-        out.append(_save_run(s, d, model, result, data, subset, setup + time.perf_counter() - t1, device, extra, log))
+        out.append(_save_run(s, d, model, result, data, subset, setup + time.perf_counter() - t1, device, extra, label, log))
     # Checkpoints go only now: if the job dies on a later seed, the workflow deletes every output of
     # the job, and the finished seeds' last checkpoints make their rerun a matter of seconds.
     for d in out_dirs:
@@ -204,7 +205,7 @@ def _fresh_model(spec: dict, data, device: torch.device) -> torch.nn.Module:
 
 
 def _save_run(spec: dict, out_dir: Path, model: torch.nn.Module, result: dict, data, subset: np.ndarray, wall_seconds: float,
-              device: torch.device, extra: dict, log: Callable[[str], None]) -> dict:
+              device: torch.device, extra: dict, label: str, log: Callable[[str], None]) -> dict:
     save_torch(out_dir / "model.pt", {"arch": spec["arch"], "num_classes": data.num_classes, "in_channels": data.channels,
                                       "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}})
     metrics = {
@@ -213,6 +214,6 @@ def _save_run(spec: dict, out_dir: Path, model: torch.nn.Module, result: dict, d
         "wall_seconds": wall_seconds, **result,
     }
     write_json(out_dir / "metrics.json", metrics)  # last: its presence means the run is complete
-    log(f"[{spec['role']} {spec['arch']} s{spec['seed']}] final acc {100 * result['final_acc']:.2f}%, best {100 * result['best_acc']:.2f}% "
+    log(f"[{label}] final acc {100 * result['final_acc']:.2f}%, best {100 * result['best_acc']:.2f}% "
         f"(epoch {result['best_epoch']}), {wall_seconds:.1f}s")
     return metrics
