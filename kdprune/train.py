@@ -84,11 +84,13 @@ def split_logits(model: nn.Module, data, split: str, device: torch.device, batch
     model.eval()
     outs, ys = [], []
     for x, y in data.eval_batches(split, batch_size, device):
+        if copies > 1:  # student k of a stack reads block k of the batch
+            x = x.repeat(copies, *([1] * (x.dim() - 1)))
         with accel.autocast(device):
-            out = model(accel.images(x.repeat(copies, *([1] * (x.dim() - 1))) if copies > 1 else x)).float()
-        outs.append(out.unflatten(0, (copies, -1)).cpu() if copies > 1 else out.cpu())
+            outs.append(model(accel.images(x)).float().unflatten(0, (copies, -1)).cpu())
         ys.append(y.cpu())
-    return torch.cat(outs, dim=1 if copies > 1 else 0), torch.cat(ys)
+    logits = torch.cat(outs, dim=1)
+    return logits[0] if copies == 1 else logits, torch.cat(ys)
 
 
 def accuracies(model: nn.Module, data, device: torch.device, copies: int = 1, batch_size: int = 1024,
