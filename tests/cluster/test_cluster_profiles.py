@@ -72,18 +72,37 @@ def test_local_profile_runs_everything_here(tmp_path: Path) -> None:
     assert (tmp_path / "ledger.txt").exists()
 
 
+def copy_repo(dest: Path) -> Path:
+    for name in ("Snakefile", "config.yaml", "workflow", "slurm", "profiles"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, dest / name)
+    return dest
+
+
 def test_documented_command_dry_run(tmp_path: Path) -> None:
     """`snakemake --profile slurm -n all_figures`, as written, from a copy of the repository
     root (the profile found by name in the working directory; no SLURM needed)."""
-    for name in ("Snakefile", "config.yaml", "workflow", "slurm", "profiles"):
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
-    run = run_snakemake(tmp_path, "--profile", "slurm", "-n", "all_figures")
+    run = run_snakemake(copy_repo(tmp_path), "--profile", "slurm", "-n", "all_figures")
     assert run.returncode == 0, run.output
     assert "Using profile slurm" in run.output
     resources = job_resources(run.output)
     assert {"teacher", "score", "student"} <= set(resources)
     assert all("runtime=" in resources[rule] for rule in ("teacher", "score", "student"))
+
+
+def test_rules_of_other_seed_lists_get_the_student_resources(tmp_path: Path) -> None:
+    """`paper`'s ImageNet students have their own seed list [0, 1], so their cells run under the
+    rule student_seeds_0_1: the profile's GPU, runtime and memory for `student` must reach it."""
+    run = run_snakemake(copy_repo(tmp_path), "--profile", "slurm", "-n", "all_figures", "--config", "scale=paper")
+    assert run.returncode == 0, run.output
+
+    def requests(line: str) -> dict[str, str]:
+        pairs = dict(item.split("=", 1) for item in line.split(", "))
+        return {k: v for k, v in pairs.items() if not k.startswith("disk")}  # disk: <TBD> until inputs exist
+
+    resources = job_resources(run.output)
+    assert requests(resources["student_seeds_0_1"]) == requests(resources["student"])
+    assert {"gpu": "1", "runtime": "360"}.items() <= requests(resources["student_seeds_0_1"]).items()
 
 
 @pytest.mark.cluster

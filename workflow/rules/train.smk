@@ -101,3 +101,9 @@ else:
             shell:
                 "python -m kdprune --threads {threads} train --spec {params.spec:q} {params.inputs} "
                 "--stack {params.stack} --out-dir {params.out_dirs} > {log:q} 2>&1"
+
+    # Profiles give resources and threads by rule name: the rules of other seed lists get those
+    # of `student` (already merged from default-resources, set-resources and set-threads).
+    for _seeds in SEED_SETS:
+        if seed_rule_name(_seeds) != "student":
+            workflow.get_rule(seed_rule_name(_seeds)).resources = workflow.get_rule("student").resources.copy()
