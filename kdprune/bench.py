@@ -26,7 +26,7 @@ from kdprune.data import ImageData, load_dataset
 from kdprune.losses import make_loss
 from kdprune.models import create_model
 from kdprune.optim import SGD
-from kdprune.stacked import FlatStack, PerStudentObjective, StackedCifarResNet
+from kdprune.stacked import one_network
 from kdprune.step import ResidentBatches, StepRunner, WARMUP_STEPS
 from kdprune.teacher_views import view_grid
 
@@ -120,12 +120,10 @@ def kdprune_kd(student_arch: str, teacher_arch: str, data: ImageData, batch: int
                warmup: int, steps: int, views: bool = False, stack: int = 1) -> float:
     """Student images per second of kdprune's KD step; `stack` students share one wide step."""
     students = [create_model(student_arch, data.num_classes) for _ in range(stack)]
-    model = students[0] if stack == 1 else FlatStack(StackedCifarResNet.from_models(students))
+    model, objective = one_network(students, make_loss("kd", alpha=0.9, temperature=4.0))
     teacher = create_model(teacher_arch, data.num_classes)
     accel.prepare(model, device).train()
     accel.prepare(teacher, device).eval()
-    kd = make_loss("kd", alpha=0.9, temperature=4.0)
-    objective = kd if stack == 1 else PerStudentObjective(kd, stack)
     table = None
     if views:  # timing only: a table of the right shape and dtype (its values do not change the cost)
         offsets, flips = view_grid(data.crop_padding, data.hflip)

@@ -124,7 +124,8 @@ def run_seeds(specs: list[dict], out_dirs: list[Path], teacher_path: Path | None
     views, views_meta = load_view_logits(views_path, device) if needs_teacher and views_path else (None, {})
     teacher = load_teacher(teacher_path) if needs_teacher and views is None else None
     teacher_params = views_meta.get("teacher_params") or (sum(p.numel() for p in teacher.parameters()) if teacher else None)
-    mode = _stack_mode(stack, device, data, spec["arch"], subsets, log)
+    models = [_fresh_model(s, data, device) for s in specs]
+    mode = _stack_mode(stack, device, data, models[0], subsets, log)
     recipe = Recipe.from_dict(spec["recipe"])
     labels = [f"{s['role']} {s['arch']} s{s['seed']}" for s in specs]
     common = dict(device=device, teacher=teacher, teacher_views=views, accel=accel, log=log)
@@ -132,7 +133,6 @@ def run_seeds(specs: list[dict], out_dirs: list[Path], teacher_path: Path | None
         log(f"[{label}] {len(subset)}/{len(data.y_train)} training images, {s['recipe']['epochs']} epochs on {device} ({mode})")
     extra = {"teacher_params": teacher_params, "teacher_views": views is not None, "stack": {"mode": mode, "size": len(specs)}}
     if mode == "stacked":
-        models = [_fresh_model(s, data, device) for s in specs]
         checkpoint = out_dirs[0] / "stack-checkpoint.pt"
         results = fit_stack(models, data, subsets, recipe, loss, seeds=[s["seed"] for s in specs], checkpoint=checkpoint,
                             run_hash=settings_hash({"stack": specs}), labels=labels, **common)
@@ -143,9 +143,8 @@ def run_seeds(specs: list[dict], out_dirs: list[Path], teacher_path: Path | None
         return out
     out = []
     setup = (time.perf_counter() - t0) / len(specs)
-    for s, d, label, subset in zip(specs, out_dirs, labels, subsets):
+    for s, d, label, subset, model in zip(specs, out_dirs, labels, subsets, models):
         t1 = time.perf_counter()
-        model = _fresh_model(s, data, device)
         result = fit(model, data, subset, recipe, loss, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s),
                      label=label, **common)
         out.append(_save_run(s, d, model, result, data, subset, setup + time.perf_counter() - t1, device, extra, label, log))
@@ -182,7 +181,7 @@ def _subset(spec: dict, data, scores_path: Path | None, device: torch.device, lo
     return select_indices(scores, data.y_train.numpy(), spec["keep"], spec["rule"] or "hardest", seed=spec["seed"], **spec["selection"])
 
 
-def _stack_mode(stack: str, device: torch.device, data, arch: str, subsets: list, log: Callable[[str], None]) -> str:
+def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, subsets: list, log: Callable[[str], None]) -> str:
     """`stacked` or `sequential` for the seeds of one job (`single` for one run)."""
     if stack not in STACK_MODES:
         raise ValueError(f"stack: {stack!r} is not one of {', '.join(STACK_MODES)}")
@@ -190,7 +189,7 @@ def _stack_mode(stack: str, device: torch.device, data, arch: str, subsets: list
         return "single"
     if stack in ("off", "sequential") or (stack == "auto" and device.type != "cuda"):
         return "sequential"
-    why_not = ("the architecture is not a CIFAR ResNet" if not isinstance(create_model(arch, data.num_classes, data.channels), CifarResNet)
+    why_not = ("the architecture is not a CIFAR ResNet" if not isinstance(model, CifarResNet)
                else "the dataset is streamed from disk" if not hasattr(data, "x_train")
                else "the subsets differ in size" if len({len(s) for s in subsets}) > 1 else None)
     if why_not:
@@ -200,7 +199,8 @@ def _stack_mode(stack: str, device: torch.device, data, arch: str, subsets: list
 
 
 def _fresh_model(spec: dict, data, device: torch.device) -> torch.nn.Module:
-    seed_everything(spec["seed"], device)  # the same initial weights whether the run is stacked or not
+    # Seeded per run: the same initial weights whether the seeds train stacked, in turn or alone.
+    seed_everything(spec["seed"], device)
     return create_model(spec["arch"], data.num_classes, data.channels)
 
 

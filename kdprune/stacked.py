@@ -208,3 +208,11 @@ class PerStudentObjective:
         split = (0, (self.n, -1))
         teacher = None if teacher_logits is None else teacher_logits.unflatten(*split)
         return per_student_terms(self.objective, logits.unflatten(*split), targets.unflatten(*split), teacher)
+
+
+def one_network(models: Sequence[nn.Module], objective: Objective) -> tuple[nn.Module, Objective]:
+    """What the training step runs for `models`: the model and objective themselves for one, a
+    FlatStack and its PerStudentObjective for several."""
+    if len(models) == 1:
+        return models[0], objective
+    return FlatStack(StackedCifarResNet.from_models(models)), PerStudentObjective(objective, len(models))

@@ -18,7 +18,7 @@ from kdprune.accel import Accel
 from kdprune.io import save_torch
 from kdprune.optim import SGD
 from kdprune.registry import Registry
-from kdprune.stacked import FlatStack, PerStudentObjective, StackedCifarResNet
+from kdprune.stacked import one_network
 from kdprune.step import StepRunner, batch_source
 
 SCHEDULES: Registry = Registry("schedule")
@@ -171,7 +171,7 @@ def fit_stack(
     if on_batch is not None and n > 1:
         raise ValueError("on_batch hooks see a single run; train stacks without them")
     labels = labels or [f"train s{s}" for s in seeds]
-    net = models[0] if n == 1 else FlatStack(StackedCifarResNet.from_models(models))
+    net, step_objective = one_network(models, objective)
     accel.prepare(net, device)
     if teacher is not None:
         accel.prepare(teacher, device).eval()
@@ -198,7 +198,7 @@ def fit_stack(
 
     batches = _batches(size, recipe.batch_size)
     source = batch_source(data, device, accel)
-    runner = StepRunner(net, objective if n == 1 else PerStudentObjective(objective, n), optimizer, accel, device, teacher, teacher_views)
+    runner = StepRunner(net, step_objective, optimizer, accel, device, teacher, teacher_views)
     epoch_seconds = sum(h["epoch_seconds"] for h in histories[0])
     for epoch in range(start_epoch, last_epoch):
         t0 = time.perf_counter()

@@ -12,6 +12,7 @@ stacked run's images per second are its stack's, so measured stacks extrapolate 
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pandas as pd
@@ -76,6 +77,7 @@ def measured_throughput(runs: pd.DataFrame) -> dict[tuple[str, bool], float]:
     return runs.groupby(["arch", "kd"])["train_images_per_s"].median().to_dict()
 
 
+@functools.cache  # estimate_grid asks once per run; an npz: dataset is loaded once
 def dataset_geometry(dataset: str) -> tuple[int, int]:
     """(training images, crop/flip views per image: the teacher table's views) of a dataset spec."""
     name = split_spec(dataset)[0]
