@@ -1,58 +1,54 @@
 """`python -m kdprune <verb>`: what every workflow rule calls, with explicit paths."""
+
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-import torch
 
 
 def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def cmd_train(args) -> None:
-    from kdprune.jobs import run_seeds
+def cmd_run(args) -> None:
+    """One compute job, looked up in the plan by kind and key."""
+    from kdprune.plan import Plan
+    from kdprune.plan.kinds import JOB_KINDS, settings_hash
+    from kdprune.registry import import_target
 
-    specs = json.loads(args.spec)
-    specs = specs if isinstance(specs, list) else [specs]
-    scores = args.scores or [None] * len(specs)
-    if not (len(args.out_dir) == len(scores) == len(specs)):
-        raise SystemExit(f"kdprune train: {len(specs)} specs need as many --out-dir (got {len(args.out_dir)}) and --scores (got {len(scores)})")
-    run_seeds(specs, [Path(d) for d in args.out_dir], args.teacher and Path(args.teacher), [s and Path(s) for s in scores], log=_log,
-              views_path=args.teacher_views and Path(args.teacher_views), stack=args.stack)
-
-
-def cmd_views(args) -> None:
-    from kdprune.jobs import run_views
-
-    run_views(json.loads(args.spec), Path(args.teacher), Path(args.out), log=_log)
-
-
-def cmd_score(args) -> None:
-    from kdprune.jobs import run_score
-
-    run_score(json.loads(args.spec), Path(args.out), log=_log)
+    plan = Plan.read(args.plan)
+    spec = plan.spec(args.kind, args.key)
+    if args.settings and settings_hash(spec) != args.settings:
+        raise SystemExit(
+            f"kdprune run: the {args.kind} job {args.key} was scheduled with settings {args.settings}, but {args.plan} now "
+            f"gives {settings_hash(spec)}: the config changed while the workflow ran; rerun Snakemake"
+        )
+    runner = import_target(JOB_KINDS.get(args.kind).runner)
+    runner(spec, plan.inputs(args.kind, args.key), plan.outputs(args.kind, args.key), plan.cfg, _log)
 
 
 def cmd_runs(args) -> None:
+    from kdprune.plan import Plan
     from kdprune.report.runs import write_runs_table
 
-    write_runs_table([Path(p) for p in args.metrics], Path(args.out), scale=args.scale)
+    plan = Plan.read(args.plan)
+    paths = plan.experiment_metrics(args.experiment) if args.experiment else plan.all_metrics()
+    write_runs_table([Path(p) for p in paths], Path(args.out), preset=plan.preset)
 
 
 def cmd_claim(args) -> None:
-    from kdprune.report.claims import evaluate_claim_files
+    from kdprune.plan import Plan
+    from kdprune.report.verdicts import evaluate_claim_files
 
-    evaluate_claim_files(json.loads(args.spec), Path(args.runs), Path(args.table), Path(args.verdict))
+    evaluate_claim_files(Plan.read(args.plan).claim_spec(args.claim), Path(args.runs), Path(args.table), Path(args.verdict))
 
 
 def cmd_figure(args) -> None:
+    from kdprune.plan import Plan
     from kdprune.report.figures import draw_figure
 
-    draw_figure(json.loads(args.spec), Path(args.runs), Path(args.out))
+    draw_figure(Plan.read(args.plan).claim_spec(args.claim), Path(args.runs), Path(args.out))
 
 
 def cmd_ledger(args) -> None:
@@ -62,9 +58,9 @@ def cmd_ledger(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from kdprune.bench import format_results, run_bench
-    from kdprune.io import write_text
-    from kdprune.train import pick_device
+    from kdprune.files import write_text
+    from kdprune.train.bench import format_results, run_bench
+    from kdprune.train.loop import pick_device
 
     device = pick_device(args.device)
     pairs = [tuple(pair.split(":")[::-1]) for pair in args.pairs.split(",")]  # teacher:student -> (student, teacher)
@@ -76,29 +72,33 @@ def cmd_bench(args) -> None:
 
 
 def cmd_compute(args) -> None:
+    from kdprune.plan import Plan
     from kdprune.report.compute import write_compute_summary
 
-    print(write_compute_summary(json.loads(args.spec), Path(args.out_dir), args.scale).to_string(index=False))
+    plan = Plan.read(args.plan)
+    print(write_compute_summary(plan.paper_job_files(), Path(args.out_dir), plan.preset).to_string(index=False))
 
 
 def cmd_cost(args) -> None:
-    from kdprune.config import load
+    from kdprune.plan.config import load
     from kdprune.report.compute import estimate_grid
     from kdprune.report.runs import read_runs_table
 
-    table = estimate_grid(load(args.config, {"scale": args.scale}), read_runs_table(Path(args.measured)))
-    print(f"Estimated device hours of the `{args.scale}` grid from the throughput measured in {args.measured}:")
+    table = estimate_grid(load(args.config, {"preset": args.preset}), read_runs_table(Path(args.measured)))
+    print(f"Estimated device hours of the `{args.preset}` grid from the throughput measured in {args.measured}:")
     print(table.to_string(index=False, float_format=lambda h: f"{h:.2f}"))
     print(f"total: {table['hours'].sum():.2f} h")
 
 
 def cmd_check_config(args) -> None:
-    from kdprune.config import load
-    from kdprune.grid import Grid
+    from kdprune.plan.config import load
+    from kdprune.plan.grid import Grid
 
-    cfg = load(args.config)
+    cfg = load(args.config, {"preset": args.preset} if args.preset else None)
     grid = Grid.from_config(cfg)
-    print(f"config OK: scale {cfg['scale']}, {len(grid.teachers)} teachers, {len(grid.scores)} score jobs, {len(grid.students)} students")
+    print(
+        f"config OK: preset {cfg['preset']}, papers {', '.join(cfg['papers'])}, {len(grid.teachers)} teachers, {len(grid.scores)} score jobs, {len(grid.students)} students"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,42 +106,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     sub = parser.add_subparsers(dest="verb", required=True)
 
-    p = sub.add_parser("train", help="train a teacher or a student, or the seeds of one grid cell")
-    p.add_argument("--spec", required=True, help="the job's spec, JSON; a list of specs: the seeds of one cell, in one process")
-    p.add_argument("--out-dir", required=True, nargs="+", help="one run folder per spec")
-    p.add_argument("--teacher", help="teacher model.pt (KD losses)")
-    p.add_argument("--scores", nargs="+", help="scores .npz (pruned subsets), one per spec")
-    p.add_argument("--stack", choices=["auto", "stacked", "sequential"], default="auto",
-                   help="how a list of specs trains: one stacked network, one after the other, or auto (stacked on CUDA)")
-    p.add_argument("--teacher-views", help="the teacher's view logits (KD losses; replaces running the teacher)")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("views", help="a trained teacher's logits of every training view (crop x flip)")
-    p.add_argument("--spec", required=True, help="the teacher's spec, JSON")
-    p.add_argument("--teacher", required=True, help="teacher model.pt")
-    p.add_argument("--out", required=True, help="views.pt")
-    p.set_defaults(func=cmd_views)
-
-    p = sub.add_parser("score", help="compute a pruning score for every training sample")
-    p.add_argument("--spec", required=True)
-    p.add_argument("--out", required=True, help=".npz with scores and labels")
-    p.set_defaults(func=cmd_score)
+    p = sub.add_parser("run", help="run one compute job of the plan: a teacher, its view table, a score, or a grid point's students")
+    p.add_argument("kind", help="the job kind (kdprune.plan.kinds): teacher, teacher_views, score, student")
+    p.add_argument("--plan", required=True, help="results/<preset>/plan.json (written by the workflow)")
+    p.add_argument("--key", required=True, help="the job's key: its folder (score: its file) under results/<preset>/")
+    p.add_argument("--settings", help="the settings hash the job was scheduled with; a different one in the plan stops the job")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("runs", help="collect metrics.json files into the runs table")
+    p.add_argument("--plan", required=True)
+    p.add_argument("--experiment", help="one experiment's runs (default: every run, teachers too)")
     p.add_argument("--out", required=True)
-    p.add_argument("--scale", required=True)
-    p.add_argument("metrics", nargs="+")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("claim", help="evaluate one claim on a runs table")
-    p.add_argument("--spec", required=True)
+    p.add_argument("--plan", required=True)
+    p.add_argument("--claim", required=True, help="the claim id, e.g. P1-C1")
     p.add_argument("--runs", required=True)
     p.add_argument("--table", required=True, help="comparison table .csv (a .md is written beside it)")
     p.add_argument("--verdict", required=True, help="verdict .json")
     p.set_defaults(func=cmd_claim)
 
     p = sub.add_parser("figure", help="draw a claim's figure")
-    p.add_argument("--spec", required=True)
+    p.add_argument("--plan", required=True)
+    p.add_argument("--claim", required=True)
     p.add_argument("--runs", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_figure)
@@ -164,26 +152,28 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("compute", help="wall time and GPU hours of the grid's jobs, per paper and role")
-    p.add_argument("--spec", required=True, help='JSON {"paper": [job metadata files]}')
+    p.add_argument("--plan", required=True)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_compute)
 
     p = sub.add_parser("cost", help="estimate a preset's device hours from a measured runs table")
     p.add_argument("--config", default="config.yaml")
-    p.add_argument("--scale", default="paper", help="the preset to estimate (default: %(default)s)")
+    p.add_argument("--preset", default="paper", help="the preset to estimate (default: %(default)s)")
     p.add_argument("--measured", required=True, help="runs.csv of a finished grid on the target device (e.g. results/small/runs.csv)")
     p.set_defaults(func=cmd_cost)
 
-    p = sub.add_parser("check-config", help="validate config.yaml and count the grid's jobs")
+    p = sub.add_parser("check-config", help="validate config.yaml and its paper files, count the grid's jobs")
     p.add_argument("--config", default="config.yaml")
+    p.add_argument("--preset", help="the preset to check (default: config.yaml's)")
     p.set_defaults(func=cmd_check_config)
 
     args = parser.parse_args(argv)
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
-    from kdprune.config import ConfigError
     from kdprune.data import DatasetMissing
+    from kdprune.plan.config import ConfigError
     from kdprune.registry import UnknownName
 
     try:

@@ -1,4 +1,5 @@
 """What is recorded with every run: code revision, a hash of the resolved settings, the platform."""
+
 from __future__ import annotations
 
 import functools
@@ -26,7 +27,9 @@ def code_revision() -> str:
     repo = Path(kdprune.__file__).resolve().parent.parent
     try:
         rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return f"kdprune-{kdprune.__version__}"

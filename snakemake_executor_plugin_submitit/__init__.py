@@ -45,8 +45,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     gpu_request: str = field(
         default="gpus",
         metadata={
-            "help": "How the 'gpu' resource (and 'gpu_model') is requested: 'gpus' = "
-            "--gpus=[model:]N, 'gres' = --gres=gpu:[model:]N (older sites).",
+            "help": "How the 'gpu' resource (and 'gpu_model') is requested: 'gpus' = --gpus=[model:]N, 'gres' = --gres=gpu:[model:]N (older sites).",
             "choices": ["gpus", "gres"],
         },
     )
@@ -69,8 +68,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     signal_delay_s: int = field(
         default=90,
         metadata={
-            "help": "Seconds before the time limit at which SLURM signals the job, so submitit "
-            "can requeue it before it is killed.",
+            "help": "Seconds before the time limit at which SLURM signals the job, so submitit can requeue it before it is killed.",
         },
     )
 
@@ -98,8 +96,7 @@ class Executor(RemoteExecutor):
         self.local = self.settings.cluster == "local"
         if not self.local and shutil.which("sbatch") is None:
             raise WorkflowError(
-                "--submitit-cluster slurm needs sbatch on PATH (use --submitit-cluster local "
-                "to run the jobs as processes on this machine)."
+                "--submitit-cluster slurm needs sbatch on PATH (use --submitit-cluster local to run the jobs as processes on this machine)."
             )
         # A fresh folder per run: job ids restart when a cluster's state is wiped, and a
         # reused folder would hand back an old job's result under the same id.
@@ -126,10 +123,7 @@ class Executor(RemoteExecutor):
         with self.lock:
             self.unfinished[submitted.job_id] = info
         self.n_submitted += 1
-        self.logger.info(
-            f"Job {job.jobid} submitted as {self.settings.cluster} job {submitted.job_id} "
-            f"(log: {submitted.paths.stderr})"
-        )
+        self.logger.info(f"Job {job.jobid} submitted as {self.settings.cluster} job {submitted.job_id} (log: {submitted.paths.stderr})")
         self.report_job_submission(info)
 
     def _submitit_executor(self, job: JobExecutorInterface, name: str) -> PicklingExecutor:
@@ -143,9 +137,7 @@ class Executor(RemoteExecutor):
             if ignored:
                 self.logger.debug(f"{name}: local cluster ignores {', '.join(ignored)}")
             executor = submitit.LocalExecutor(self.folder, max_num_timeout=timeouts)
-            executor.update_parameters(
-                **local_parameters(resources, name), signal_delay_s=self.settings.signal_delay_s
-            )
+            executor.update_parameters(**local_parameters(resources, name), signal_delay_s=self.settings.signal_delay_s)
             return executor
         executor = submitit.SlurmExecutor(self.folder, max_num_timeout=timeouts)
         executor.update_parameters(
@@ -161,9 +153,7 @@ class Executor(RemoteExecutor):
         return executor
 
     # --- status -----------------------------------------------------------------------
-    async def check_active_jobs(
-        self, active_jobs: list[SubmittedJobInfo]
-    ) -> AsyncGenerator[SubmittedJobInfo, None]:
+    async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]) -> AsyncGenerator[SubmittedJobInfo, None]:
         if not active_jobs:
             return
         async with self.status_rate_limiter:
@@ -207,9 +197,7 @@ class Executor(RemoteExecutor):
             return {}
 
     def _log_round(self, states: dict[str, str], command: str, n_jobs: int) -> dict[str, str]:
-        self.logger.debug(
-            f"submitit status round {self.status_rounds}: 1 {command} call for {n_jobs} jobs"
-        )
+        self.logger.debug(f"submitit status round {self.status_rounds}: 1 {command} call for {n_jobs} jobs")
         return states
 
     @staticmethod
@@ -260,10 +248,7 @@ class Executor(RemoteExecutor):
     def shutdown(self) -> None:
         super().shutdown()
         queries = ", ".join(f"{n} {cmd}" for cmd, n in sorted(self.status_queries.items()))
-        self.logger.info(
-            f"submitit: {self.n_submitted} jobs submitted, {self.status_rounds} status rounds, "
-            f"status queries: {queries or 'none'}"
-        )
+        self.logger.info(f"submitit: {self.n_submitted} jobs submitted, {self.status_rounds} status rounds, status queries: {queries or 'none'}")
 
 
 def _local_state(job: Any) -> str:

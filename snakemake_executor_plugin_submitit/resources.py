@@ -18,10 +18,7 @@ def runtime_minutes(resources: Mapping[str, Any], job_name: str) -> int:
     needs the limit to tell a timeout (requeue) from a preemption."""
     runtime = resources.get("runtime")
     if runtime is None:
-        raise WorkflowError(
-            f"{job_name}: no 'runtime' resource (minutes). Set it in the profile, e.g. "
-            "default-resources: [runtime=60]."
-        )
+        raise WorkflowError(f"{job_name}: no 'runtime' resource (minutes). Set it in the profile, e.g. default-resources: [runtime=60].")
     return max(1, int(runtime))
 
 
@@ -63,9 +60,7 @@ def slurm_parameters(
     gpus = gpu_count(resources)
     if resources.get("gres"):
         if gpus:
-            raise WorkflowError(
-                f"{job_name}: set either the 'gpu' or the 'gres' resource, not both"
-            )
+            raise WorkflowError(f"{job_name}: set either the 'gpu' or the 'gres' resource, not both")
         params["gres"] = str(resources["gres"])
     elif gpus:
         model = str(resources.get("gpu_model") or "")
@@ -99,9 +94,7 @@ def parse_sbatch_flags(flags: str) -> dict[str, Any]:
     while i < len(tokens):
         token = tokens[i]
         if not token.startswith("--") or token == "--":
-            raise WorkflowError(
-                f"slurm_extra: {token!r} is not a long sbatch option (--name or --name=value)"
-            )
+            raise WorkflowError(f"slurm_extra: {token!r} is not a long sbatch option (--name or --name=value)")
         key, sep, value = token[2:].partition("=")
         if not sep and i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
             value, sep = tokens[i + 1], "="

@@ -42,9 +42,7 @@ def _run(command: list[str], timeout_s: float) -> str:
     except (OSError, subprocess.TimeoutExpired) as error:
         raise StatusQueryError(f"{command[0]}: {error}") from error
     if done.returncode != 0:
-        raise StatusQueryError(
-            f"{' '.join(command)} exited {done.returncode}: {done.stderr.strip()}"
-        )
+        raise StatusQueryError(f"{' '.join(command)} exited {done.returncode}: {done.stderr.strip()}")
     return done.stdout
 
 

@@ -1,4 +1,5 @@
 """Fixtures shared by every test module (helpers: workflow_helpers.py)."""
+
 import subprocess
 from pathlib import Path
 

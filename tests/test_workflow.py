@@ -1,40 +1,64 @@
 """The Snakemake workflow itself: dry-run job counts, lint, config errors, and the smoke preset
 end to end with its outputs checked by content."""
+
 import json
 import re
 
 import pandas as pd
 import pytest
-
 from workflow_helpers import only_p1_c1, snakemake
 
 
 def job_counts(output: str) -> dict[str, int]:
-    table = output[output.index("Job stats:"):]
+    table = output[output.index("Job stats:") :]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
 @pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 30), ("auto", 15)])
 def test_dry_run_counts_one_job_per_unique_teacher_score_and_grid_point(workflow_dir, stack_seeds, student_jobs):
-    only_p1_c1(workflow_dir, {"student": ["resnet8"], "teacher": ["resnet20", "resnet14"], "method": ["random", "el2n"],
-                              "keep": [0.3, 0.6, 1.0], "loss": ["ce", "kd"], "seed": [0, 1]})
+    only_p1_c1(
+        workflow_dir,
+        {
+            "student": ["resnet8"],
+            "teacher": ["resnet20", "resnet14"],
+            "selection": ["random", "el2n"],
+            "keep": [0.3, 0.6, 1.0],
+            "loss": {"ce": {}, "kd": {}},
+            "seed": [0, 1],
+        },
+    )
     out = snakemake(workflow_dir, "-n", "all_figures", "--config", f"stack_seeds={stack_seeds}")
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout + out.stderr)
     # students: keep<1: 2 methods x 2 keeps x (1 CE + 2 teachers KD) x 2 seeds = 24;
     #           keep=1: one full-data run x 3 losses/teachers x 2 seeds = 6
     # With stack_seeds (not off) one job trains both seeds of a grid point: 15 jobs.
-    assert counts == {"teacher": 2, "teacher_views": 2, "score": 4, "student": student_jobs, "runs_table": 1, "all_runs": 1, "claim": 1,
-                      "figure": 1, "ledger": 1, "compute": 1, "all_figures": 1, "total": 15 + student_jobs}
+    assert counts == {
+        "teacher": 2,
+        "teacher_views": 2,
+        "score": 4,
+        "student": student_jobs,
+        "runs_table": 1,
+        "all_runs": 1,
+        "claim": 1,
+        "figure": 1,
+        "ledger": 1,
+        "compute": 1,
+        "all_figures": 1,
+        "total": 15 + student_jobs,
+    }
 
 
-def test_cells_with_other_seed_lists_get_their_own_rule(workflow_dir):
+def test_seed_groups_with_other_seed_lists_get_their_own_rule(workflow_dir):
     """An experiment with its own `seed` list: its cells go to rule student_seeds_<list>, the
     others to `student`, and no output is claimed by two rules."""
-    only_p1_c1(workflow_dir, {"student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.3, 1.0],
-                              "loss": ["ce"], "seed": [0, 1, 2]},
-               extra={"p1_alpha": {"paper": "P1", "student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"],
-                                   "keep": [0.3], "loss": ["kd"], "seed": [0, 1]}})
+    only_p1_c1(
+        workflow_dir,
+        {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.3, 1.0], "loss": {"ce": {}}, "seed": [0, 1, 2]},
+        extra={
+            "p1_alpha": {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.3], "loss": {"kd": {}}, "seed": [0, 1]}
+        },
+    )
     out = snakemake(workflow_dir, "-n", "all_figures")
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout + out.stderr)
@@ -49,14 +73,20 @@ def test_cells_with_other_seed_lists_get_their_own_rule(workflow_dir):
 #  p1_capacity: (random 0.2, full) x 4 teachers = 8 per seed -> 24; 4 teachers; 3 random scores
 #  p1_teacher_data: 3 teacher fractions = 3 per seed -> 9; 3 teachers; 3 random scores
 CLAIM_JOBS = {
-    "P1-C1": (78, 1, 15), "P1-C2": (78, 1, 15), "P1-C3": (78, 1, 15), "P1-C4": (36, 1, 6), "P1-C5": (36, 1, 6),
-    "P1-C5n": (12, 1, 6), "P1-C6": (24, 4, 3), "P1-C7": (9, 3, 3),
+    "P1-C1": (78, 1, 15),
+    "P1-C2": (78, 1, 15),
+    "P1-C3": (78, 1, 15),
+    "P1-C4": (36, 1, 6),
+    "P1-C5": (36, 1, 6),
+    "P1-C5n": (12, 1, 6),
+    "P1-C6": (24, 4, 3),
+    "P1-C7": (9, 3, 3),
 }
 
 
 @pytest.mark.parametrize("claim", CLAIM_JOBS)
 def test_dry_run_of_each_claim_table(workflow_dir, claim):
-    out = snakemake(workflow_dir, "-n", f"paper_figures/P1/{claim}.md")
+    out = snakemake(workflow_dir, "-n", f"paper_figures/smoke/P1/{claim}.md")
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout + out.stderr)
     students, teachers, scores = CLAIM_JOBS[claim]
@@ -68,12 +98,23 @@ def test_dry_run_of_each_claim_table(workflow_dir, claim):
 
 @pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 132), ("auto", 44)])
 def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs):
-    out = snakemake(workflow_dir, "-n", "all_figures", "--config", f"stack_seeds={stack_seeds}")
+    out = snakemake(workflow_dir, "-n", "-p", "all_figures", "--config", f"stack_seeds={stack_seeds}")
     counts = job_counts(out.stdout + out.stderr)
     # Shared runs are one run: 78 + 18 (alpha, new) + 12 + 18 (capacity, new) + 6 (teacher data, new) = 132,
     # in 44 jobs of 3 seeds unless stack_seeds is off
     assert (counts["student"], counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 7, 21, 8, 8)
     assert counts["teacher_views"] == 7 and counts["compute"] == 1
+    # Specs stay off the command line: each job looks itself up in the plan by kind and key.
+    commands = [line for line in (out.stdout + out.stderr).splitlines() if "python -m kdprune" in line]
+    assert max(map(len, commands)) < 600 and not (workflow_dir / "results").exists()  # a dry run writes no plan
+    assert any(" run student --plan results/smoke/plan.json --key " in c for c in commands)
+
+
+def test_each_preset_writes_its_own_figures(workflow_dir):
+    """Runs at different presets never overwrite each other's ledger."""
+    out = snakemake(workflow_dir, "-n", "all_figures", "--config", "preset=small")
+    assert out.returncode == 0, out.stderr
+    assert "paper_figures/small/claims.md" in out.stdout + out.stderr and "paper_figures/smoke/" not in out.stdout + out.stderr
 
 
 def test_lint_is_clean(workflow_dir):
@@ -112,32 +153,33 @@ def test_smoke_preset_end_to_end(smoke_run):
     assert students[students.loss == "kd"].teacher_views.all() and not students[students.loss == "ce"].teacher_views.any()
     # stack_seeds auto on a CPU: each job trained its cell's 3 seeds one after the other
     assert set(students.stack_mode) == {"sequential"} and set(students.stack_size) == {3} and set(teachers.stack_mode) == {"single"}
-    compute = pd.read_csv(workflow_dir / "paper_figures/compute.csv")
+    compute = pd.read_csv(workflow_dir / "paper_figures/smoke/compute.csv")
     total = compute[compute.role == "all"].iloc[0]
     assert total.runs == 7 + 7 + 21 + 132 and total.wall_hours > 0 and total.gpu_hours == 0
     assert set(compute.role) == {"teacher", "teacher views", "score", "student", "all"}
 
-    table = pd.read_csv(workflow_dir / "paper_figures/P1/P1-C1.csv")
+    table = pd.read_csv(workflow_dir / "paper_figures/smoke/P1/P1-C1.csv")
     assert len(table) == 13 and (table.n_pairs == 3).all()  # 6 methods x 2 fractions + full data
     c1 = students[students.dataset == "digits"]
-    kd = c1[(c1.loss == "kd") & (c1.selection == "random") & (c1.keep == 0.2) & (c1.teacher == "resnet8") & (c1.alpha == 0.9)
-            & (c1.teacher_keep == 1.0)]
+    kd = c1[
+        (c1.loss == "kd") & (c1.selection == "random") & (c1.keep == 0.2) & (c1.teacher == "resnet8") & (c1.alpha == 0.9) & (c1.teacher_keep == 1.0)
+    ]
     row = table[(table.selection == "random") & (table.keep == 0.2)].iloc[0]
     assert len(kd) == 3 and row.treatment_mean == pytest.approx(kd.final_acc.mean())
     for claim in ("P1-C2", "P1-C3", "P1-C4", "P1-C5", "P1-C5n", "P1-C6", "P1-C7"):
-        assert (workflow_dir / f"paper_figures/P1/{claim}.png").stat().st_size > 20_000
-        assert len(pd.read_csv(workflow_dir / f"paper_figures/P1/{claim}.csv")) >= 1
+        assert (workflow_dir / f"paper_figures/smoke/P1/{claim}.png").stat().st_size > 20_000
+        assert len(pd.read_csv(workflow_dir / f"paper_figures/smoke/P1/{claim}.csv")) >= 1
 
-    png = (workflow_dir / "paper_figures/P1/P1-C1.png").read_bytes()
+    png = (workflow_dir / "paper_figures/smoke/P1/P1-C1.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
-    ledger = json.loads((workflow_dir / "paper_figures/claims.json").read_text())
+    ledger = json.loads((workflow_dir / "paper_figures/smoke/claims.json").read_text())
     assert [v["claim"] for v in ledger] == ["P1-C1", "P1-C2", "P1-C3", "P1-C4", "P1-C5", "P1-C5n", "P1-C6", "P1-C7"]
     assert all(v["verdict"] in {"supported", "not supported", "inconclusive"} and v["evidence"] is False for v in ledger)
     assert [v["claim"] for v in ledger if v["extension"]] == ["P1-C5n", "P1-C7"]
-    md = (workflow_dir / "paper_figures/claims.md").read_text()
+    md = (workflow_dir / "paper_figures/smoke/claims.md").read_text()
     assert "too small to count as evidence" in md and all(f"**{v['verdict']}**" in md for v in ledger)
-    assert (pd.read_csv(workflow_dir / "paper_figures/claims.csv").n_seeds == 3).all()
+    assert (pd.read_csv(workflow_dir / "paper_figures/smoke/claims.csv").n_seeds == 3).all()
 
     # Nothing left to do, and the report renders the figure and the ledger.
     again = snakemake(workflow_dir, "-n", "all_figures")
@@ -150,23 +192,27 @@ def test_smoke_preset_end_to_end(smoke_run):
 
 @pytest.mark.workflow
 def test_one_table_target_builds_only_what_it_needs(workflow_dir):
-    only_p1_c1(workflow_dir, {"student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.3],
-                              "loss": ["ce", "kd"], "seed": [0, 1]},
-               recipes={"teacher": {"epochs": 2}, "student": {"epochs": 2}, "score": {"epochs": 2}})
-    out = snakemake(workflow_dir, "--cores", "2", "paper_figures/P1/P1-C1.md")
+    only_p1_c1(
+        workflow_dir,
+        {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.3], "loss": {"ce": {}, "kd": {}}, "seed": [0, 1]},
+        recipes={"teacher": {"epochs": 2}, "student": {"epochs": 2}, "score": {"epochs": 2}},
+    )
+    out = snakemake(workflow_dir, "--cores", "2", "paper_figures/smoke/P1/P1-C1.md")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert (workflow_dir / "paper_figures/P1/P1-C1.md").is_file()
-    assert not (workflow_dir / "paper_figures/claims.md").exists()  # the ledger was not asked for
-    assert not (workflow_dir / "paper_figures/P1/P1-C1.png").exists()
+    assert (workflow_dir / "paper_figures/smoke/P1/P1-C1.md").is_file()
+    assert not (workflow_dir / "paper_figures/smoke/claims.md").exists()  # the ledger was not asked for
+    assert not (workflow_dir / "paper_figures/smoke/P1/P1-C1.png").exists()
 
 
 @pytest.mark.workflow
 def test_stacked_seeds_through_the_workflow(workflow_dir):
     """stack_seeds=stacked: one job per grid point trains its seeds as one network and writes each
     seed's own run folder; the runs table says how every run was trained."""
-    only_p1_c1(workflow_dir, {"student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.3],
-                              "loss": ["ce", "kd"], "seed": [0, 1]},
-               recipes={"teacher": {"epochs": 2}, "student": {"epochs": 2}, "score": {"epochs": 2}})
+    only_p1_c1(
+        workflow_dir,
+        {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.3], "loss": {"ce": {}, "kd": {}}, "seed": [0, 1]},
+        recipes={"teacher": {"epochs": 2}, "student": {"epochs": 2}, "score": {"epochs": 2}},
+    )
     out = snakemake(workflow_dir, "--cores", "2", "results/smoke/runs.csv", "--config", "stack_seeds=stacked")
     assert out.returncode == 0, out.stderr[-3000:]
     runs = pd.read_csv(workflow_dir / "results/smoke/runs.csv")

@@ -1,13 +1,12 @@
 """CIFAR ResNets as in RepDistiller's resnet.py (BasicBlock, 3 stages, depth = 6n + 2).
 One change for other inputs: adaptive average pooling instead of AvgPool2d(8), identical on
 32x32 images and valid on any size."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from kdprune.models import MODELS
 
 
 class BasicBlock(nn.Module):
@@ -60,13 +59,3 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
-
-
-def _register(name: str, depth: int, widths: tuple[int, int, int, int]) -> None:
-    MODELS.register(name)(lambda num_classes, in_channels=3: CifarResNet(depth, widths, num_classes, in_channels))
-
-
-for _depth in (8, 14, 20, 32, 44, 56, 110):
-    _register(f"resnet{_depth}", _depth, (16, 16, 32, 64))
-_register("resnet8x4", 8, (32, 64, 128, 256))
-_register("resnet32x4", 32, (32, 64, 128, 256))

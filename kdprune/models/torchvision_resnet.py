@@ -2,12 +2,11 @@
 parameter names as torchvision.models.resnetXX(weights=None, num_classes=...), randomly initialised
 (no pretrained weights), plus `.features(x)` (the flattened average-pooled embedding before `.fc`)
 and a first convolution for `in_channels` other than 3."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-
-from kdprune.models import MODELS
 
 
 class TorchvisionResNet(nn.Module):
@@ -34,12 +33,3 @@ class TorchvisionResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
-
-
-def _register(depth: int) -> None:
-    arch = f"resnet{depth}"
-    MODELS.register(f"tv_{arch}")(lambda num_classes, in_channels=3: TorchvisionResNet(arch, num_classes, in_channels))
-
-
-for _depth in (18, 34, 50):
-    _register(_depth)

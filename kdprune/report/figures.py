@@ -1,5 +1,6 @@
 """Figures behind a registry: `kind(runs, spec) -> matplotlib Figure`. Each is readable alone:
 titled with its claim, axes with units, a legend, and the number of seeds behind every point."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,22 +12,33 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from kdprune.io import atomic_path  # noqa: E402
-from kdprune.registry import Registry  # noqa: E402
+from kdprune.files import atomic_path  # noqa: E402
+from kdprune.report import FIGURES  # noqa: E402
 from kdprune.report.runs import ce_as_alpha_zero, read_runs_table, with_full_data_in_every_selection  # noqa: E402
 
-FIGURES: Registry = Registry("figure kind")
 
-
-@FIGURES.register("acc_vs_keep")
 def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     """Test accuracy vs kept fraction: one colour per pruning method, CE dashed vs KD solid, a
     panel per dataset; mean +- std over seeds."""
     metric = spec["test"]["metric"]
     df = with_full_data_in_every_selection(runs).assign(accuracy=lambda d: 100 * d[metric])
-    grid = sns.relplot(data=df, x="keep", y="accuracy", hue="selection", style="loss", style_order=sorted(df["loss"].unique(), reverse=True),
-                       col="dataset", kind="line", markers=True, dashes=True, errorbar="sd", err_style="bars",
-                       height=4.2, aspect=1.3, facet_kws={"sharey": False})
+    grid = sns.relplot(
+        data=df,
+        x="keep",
+        y="accuracy",
+        hue="selection",
+        style="loss",
+        style_order=sorted(df["loss"].unique(), reverse=True),
+        col="dataset",
+        kind="line",
+        markers=True,
+        dashes=True,
+        errorbar="sd",
+        err_style="bars",
+        height=4.2,
+        aspect=1.3,
+        facet_kws={"sharey": False},
+    )
     for ax in grid.axes.flat:
         ax.set_xlabel(AXIS_LABELS["keep"])
         ax.set_ylabel(f"test accuracy (%), {metric.replace('_', ' ')}")
@@ -41,29 +53,43 @@ def _title(spec: dict, runs: pd.DataFrame, what: str) -> str:
     n = runs.groupby([c for c in ("selection", "keep", "loss", "alpha", "teacher", "teacher_keep") if c in runs])["seed"].nunique()
     n_txt = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
     data = ", ".join(map(str, runs["dataset"].unique()))
-    return f"{spec['id']}: {what}, {spec['scale']} scale\nmean ± std over {n_txt} seeds; dataset {data}"
+    return f"{spec['id']}: {what}, preset {spec['preset']}\nmean ± std over {n_txt} seeds; dataset {data}"
 
 
 AXIS_LABELS = {
-    "keep": "kept fraction f of the training set", "alpha": "KD weight alpha", "teacher_params": "teacher parameters",
-    "teacher_keep": "fraction of the training set the teacher saw", "temperature": "temperature T",
+    "keep": "kept fraction f of the training set",
+    "alpha": "KD weight alpha",
+    "teacher_params": "teacher parameters",
+    "teacher_keep": "fraction of the training set the teacher saw",
+    "temperature": "temperature T",
 }
 
 
-@FIGURES.register("lines")
 def lines(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     """Accuracy against one axis (`figure_options.x`), a line per `hue`, a panel per `col`;
     mean +- std over seeds. `where` filters the runs; `log_x` uses a log axis."""
     opts = spec.get("figure_options", {})
-    from kdprune.report.claims import matches
+    from kdprune.report.verdicts import matches
 
     df = ce_as_alpha_zero(runs[matches(runs, opts.get("where", {}))]).dropna(subset=[opts["x"]])
     metric = spec["test"]["metric"]
     df = df.assign(accuracy=100 * df[metric])
     hue, col = opts.get("hue"), opts.get("col")
-    grid = sns.relplot(data=df, x=opts["x"], y="accuracy", hue=hue, col=col, kind="line", marker="o", errorbar="sd",
-                       err_style="bars", palette="viridis" if hue and pd.api.types.is_numeric_dtype(df[hue]) else None,
-                       height=3.6, aspect=1.2, facet_kws={"sharey": False})
+    grid = sns.relplot(
+        data=df,
+        x=opts["x"],
+        y="accuracy",
+        hue=hue,
+        col=col,
+        kind="line",
+        marker="o",
+        errorbar="sd",
+        err_style="bars",
+        palette="viridis" if hue and pd.api.types.is_numeric_dtype(df[hue]) else None,
+        height=3.6,
+        aspect=1.2,
+        facet_kws={"sharey": False},
+    )
     for ax in grid.axes.flat:
         ax.set_xlabel(AXIS_LABELS.get(opts["x"], opts["x"]))
         ax.set_ylabel(f"test accuracy (%), {metric.replace('_', ' ')}")
@@ -75,7 +101,6 @@ def lines(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     return grid.figure
 
 
-@FIGURES.register("alpha_heatmap")
 def alpha_heatmap(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     """Mean accuracy over (alpha x keep fraction), one panel per selection; the best alpha of each
     keep fraction is boxed."""

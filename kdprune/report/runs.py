@@ -1,36 +1,56 @@
 """metrics.json files -> the tidy runs table: one row per run, every axis and metric, the settings
 hash and the code revision."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-from kdprune.io import atomic_path, read_json
+from kdprune.files import atomic_path, read_json
 
 METRIC_COLUMNS = [
-    "final_acc", "best_acc", "best_epoch", "epochs", "subset_size", "n_params", "teacher_params", "wall_seconds", "train_seconds",
-    "train_images_per_s", "teacher_views", "settings_hash", "code_rev", "device", "torch",
+    "final_acc",
+    "best_acc",
+    "best_epoch",
+    "epochs",
+    "subset_size",
+    "n_params",
+    "teacher_params",
+    "wall_seconds",
+    "train_seconds",
+    "train_images_per_s",
+    "teacher_views",
+    "settings_hash",
+    "code_rev",
+    "device",
+    "torch",
 ]
 TIMING_COLUMNS = ["wall_seconds", "train_seconds", "train_images_per_s"]  # vary between identical runs
 
 
-def runs_frame(metrics_paths: list[Path], scale: str) -> pd.DataFrame:
+def runs_frame(metrics_paths: list[Path], preset: str) -> pd.DataFrame:
     rows = []
     for path in metrics_paths:
         m = read_json(path)
-        row = {"scale": scale, **m["spec"]["axes"], "budget": m["spec"]["recipe"].get("budget", "epochs"),
-               **{c: m.get(c) for c in METRIC_COLUMNS}, "precision": m.get("accel", {}).get("precision", "fp32"),
-               "cuda_graphs": m.get("accel", {}).get("cuda_graphs", False),
-               # how the run's job trained it: single | sequential | stacked (with `stack_size` - 1 other seeds)
-               "stack_mode": m.get("stack", {}).get("mode", "single"), "stack_size": m.get("stack", {}).get("size", 1),
-               "run_dir": str(Path(path).parent)}
+        row = {
+            "preset": preset,
+            **m["spec"]["axes"],
+            "budget": m["spec"]["recipe"]["budget"],
+            **{c: m.get(c) for c in METRIC_COLUMNS},
+            "precision": m.get("accel", {}).get("precision", "fp32"),
+            "cuda_graphs": m.get("accel", {}).get("cuda_graphs", False),
+            # how the run's job trained it: single | sequential | stacked (with `stack_size` - 1 other seeds)
+            "stack_mode": m.get("stack", {}).get("mode", "single"),
+            "stack_size": m.get("stack", {}).get("size", 1),
+            "run_dir": str(Path(path).parent),
+        }
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def write_runs_table(metrics_paths: list[Path], out: Path, scale: str) -> pd.DataFrame:
-    df = runs_frame(metrics_paths, scale)
+def write_runs_table(metrics_paths: list[Path], out: Path, preset: str) -> pd.DataFrame:
+    df = runs_frame(metrics_paths, preset)
     with atomic_path(out) as tmp:
         df.to_csv(tmp, index=False)
     return df

@@ -51,9 +51,7 @@ def write_workflow(workdir: Path, snakefile: str, files: dict[str, str] | None =
     return workdir
 
 
-def run_snakemake(
-    workdir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180
-) -> Run:
+def run_snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Run:
     start = time.monotonic()
     done = subprocess.run(
         snakemake_command(*args),
@@ -73,9 +71,7 @@ class Background:
     def __init__(self, workdir: Path, *args: str, env: dict[str, str] | None = None):
         self.log = workdir / "snakemake.out"
         with self.log.open("w") as out:
-            self.proc = subprocess.Popen(
-                snakemake_command(*args), cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
+            self.proc = subprocess.Popen(snakemake_command(*args), cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     @property
     def output(self) -> str:

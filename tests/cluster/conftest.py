@@ -48,9 +48,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     }
 
     def script(step: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["bash", str(SCRIPT), step], env=env, capture_output=True, text=True, timeout=900
-        )
+        return subprocess.run(["bash", str(SCRIPT), step], env=env, capture_output=True, text=True, timeout=900)
 
     for step in ("install", "start"):
         done = script(step)

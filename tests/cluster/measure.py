@@ -77,10 +77,7 @@ def main() -> None:
     print(f"jobs: {args.jobs}, each {args.sleep:g} s; {args.interval} s between status rounds")
     print(f"first job: SLURM Submit {submit}, Start {start} (sacct, 1 s resolution)")
     for what, values in (("submitit callable", to_submitit), ("rule command", to_rule)):
-        print(
-            f"sbatch -> {what} running: median {statistics.median(values):.2f} s, "
-            f"max {max(values):.2f} s"
-        )
+        print(f"sbatch -> {what} running: median {statistics.median(values):.2f} s, max {max(values):.2f} s")
     print(
         f"run wall time {run.seconds:.1f} s; status calls: {len(calls)} "
         f"({', '.join(sorted({c[1] for c in calls}))}), {60 * len(calls) / run.seconds:.2f}/min, "

@@ -55,11 +55,7 @@ def test_failure_is_reported_with_state_and_log(tmp_path: Path) -> None:
     run = run_snakemake(tmp_path, *LOCAL)
     assert run.returncode != 0
     assert "local job" in run.output and "ended in state FAILED" in run.output
-    (log,) = [
-        line.split("submitit stderr: ")[1]
-        for line in run.output.splitlines()
-        if "submitit stderr: " in line
-    ]
+    (log,) = [line.split("submitit stderr: ")[1] for line in run.output.splitlines() if "submitit stderr: " in line]
     assert "boom-from-the-rule" in Path(log).read_text()
     assert "boom-from-the-rule" in run.output  # the tail of the log is in the message
 
@@ -89,9 +85,7 @@ def test_group_is_one_submission(tmp_path: Path) -> None:
     assert all((tmp_path / f"out/{i}.txt").exists() for i in range(3))
 
 
-def test_interrupt_stops_running_jobs(
-    tmp_path: Path, background: Callable[..., Background]
-) -> None:
+def test_interrupt_stops_running_jobs(tmp_path: Path, background: Callable[..., Background]) -> None:
     write_workflow(
         tmp_path,
         """
@@ -104,9 +98,7 @@ def test_interrupt_stops_running_jobs(
     )
     run = background(tmp_path, *LOCAL)
     pids = [tmp_path / f"pid.{i}" for i in range(2)]
-    run.wait_for(
-        lambda: all(p.exists() and p.read_text().strip() for p in pids), 60, "jobs started"
-    )
+    run.wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pids), 60, "jobs started")
     run.proc.send_signal(signal.SIGINT)
     assert run.finish(timeout=60).returncode != 0
     deadline = time.monotonic() + 15

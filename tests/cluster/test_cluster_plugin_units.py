@@ -24,15 +24,11 @@ from snakemake_executor_plugin_submitit.resources import (
 
 
 def params(gpu_request: str = "gpus", threads: int = 2, **resources: object) -> dict[str, object]:
-    return slurm_parameters(
-        {"runtime": 30, **resources}, threads, job_name="j", gpu_request=gpu_request, comment="c"
-    )
+    return slurm_parameters({"runtime": 30, **resources}, threads, job_name="j", gpu_request=gpu_request, comment="c")
 
 
 def test_basic_resources_become_sbatch_flags() -> None:
-    p = params(
-        mem_mb=4000, slurm_partition="gpu", slurm_account="proj", qos="high", constraint="v100"
-    )
+    p = params(mem_mb=4000, slurm_partition="gpu", slurm_account="proj", qos="high", constraint="v100")
     assert p["time"] == 30 and p["cpus_per_task"] == 2 and p["mem"] == "4000M"
     assert (p["partition"], p["account"], p["qos"], p["constraint"]) == (
         "gpu",
@@ -58,9 +54,7 @@ def test_cpus_per_task_resource_overrides_threads_and_mem_per_cpu_wins() -> None
         ("gres", "a100", {"gres": "gpu:a100:2"}),
     ],
 )
-def test_gpu_request_styles(
-    gpu_request: str, model: str | None, expected: dict[str, object]
-) -> None:
+def test_gpu_request_styles(gpu_request: str, model: str | None, expected: dict[str, object]) -> None:
     p = params(gpu_request, gpu=2, gpu_model=model)
     assert {k: p[k] for k in expected} == expected
 
@@ -117,8 +111,7 @@ def test_interrupt_stops_the_whole_command_tree(tmp_path: Path) -> None:
     """Cancelling a local job interrupts ShellCommand: the command's children must go too."""
     pid_file = tmp_path / "pid"
     script = (
-        "from snakemake_executor_plugin_submitit.command import CommandFailed, ShellCommand;"
-        f"ShellCommand('sleep 60 & echo $! > {pid_file}; wait')()"
+        f"from snakemake_executor_plugin_submitit.command import CommandFailed, ShellCommand;ShellCommand('sleep 60 & echo $! > {pid_file}; wait')()"
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 20

@@ -56,9 +56,7 @@ def job_resources(output: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("profiles", [SLURM, SMOKE], ids=["slurm", "slurm+smoke"])
-def test_profile_dry_run_gives_every_compute_job_a_runtime(
-    tmp_path: Path, profiles: tuple[str, ...]
-) -> None:
+def test_profile_dry_run_gives_every_compute_job_a_runtime(tmp_path: Path, profiles: tuple[str, ...]) -> None:
     run = run_snakemake(write_workflow(tmp_path, TOY), *profiles, "-n")
     assert run.returncode == 0, run.output
     resources = job_resources(run.output)
@@ -93,7 +91,7 @@ def test_documented_command_dry_run(tmp_path: Path) -> None:
 def test_rules_of_other_seed_lists_get_the_student_resources(tmp_path: Path) -> None:
     """`paper`'s ImageNet students have their own seed list [0, 1], so their cells run under the
     rule student_seeds_0_1: the profile's GPU, runtime and memory for `student` must reach it."""
-    run = run_snakemake(copy_repo(tmp_path), "--profile", "slurm", "-n", "all_figures", "--config", "scale=paper")
+    run = run_snakemake(copy_repo(tmp_path), "--profile", "slurm", "-n", "all_figures", "--config", "preset=paper")
     assert run.returncode == 0, run.output
 
     def requests(line: str) -> dict[str, str]:
@@ -127,12 +125,8 @@ def test_smoke_overlay_packs_short_jobs(tmp_path: Path) -> None:
     packs = [
         p.read_text()
         for p in (tmp_path / ".snakemake/submitit").glob("*/*_submission.sh")
-        if "#SBATCH --job-name=snakejob.students" in p.read_text()
-        or "#SBATCH --job-name=snakejob.scores" in p.read_text()
+        if "#SBATCH --job-name=snakejob.students" in p.read_text() or "#SBATCH --job-name=snakejob.scores" in p.read_text()
     ]
     assert len(packs) == 2
     # `cores: 2` is the width of a pack: 2 CPUs, no GPU, runtime summed over 2 layers
-    assert all(
-        "#SBATCH --cpus-per-task=2" in p and "--gpus" not in p and "#SBATCH --time=20" in p
-        for p in packs
-    ), packs
+    assert all("#SBATCH --cpus-per-task=2" in p and "--gpus" not in p and "#SBATCH --time=20" in p for p in packs), packs

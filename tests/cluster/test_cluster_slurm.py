@@ -48,9 +48,7 @@ def submission_file(workdir: Path, job_id: str) -> str:
 
 def summary(run: Run) -> dict[str, int]:
     """The plugin's closing line: jobs submitted, status rounds, status queries per command."""
-    line = re.search(
-        r"submitit: (\d+) jobs submitted, (\d+) status rounds, status queries: (.*)", run.output
-    )
+    line = re.search(r"submitit: (\d+) jobs submitted, (\d+) status rounds, status queries: (.*)", run.output)
     assert line, run.output
     counts = {cmd: int(n) for n, cmd in re.findall(r"(\d+) (sacct|squeue)", line.group(3))}
     return {"submitted": int(line.group(1)), "rounds": int(line.group(2)), **counts}
@@ -63,9 +61,7 @@ def summary(run: Run) -> dict[str, int]:
         ("gres", "fake", "#SBATCH --gres=gpu:fake:1"),
     ],
 )
-def test_jobs_complete_and_gpu_job_gets_a_gpu(
-    tmp_path: Path, gpu_request: str, model: str | None, flag: str
-) -> None:
+def test_jobs_complete_and_gpu_job_gets_a_gpu(tmp_path: Path, gpu_request: str, model: str | None, flag: str) -> None:
     model_resource = f', gpu_model="{model}"' if model else ""
     write_workflow(
         tmp_path,
@@ -91,9 +87,7 @@ def test_jobs_complete_and_gpu_job_gets_a_gpu(
     assert len(gpu_jobs) == 1
 
 
-def test_polling_makes_one_status_query_per_round(
-    tmp_path: Path, status_calls: StatusCalls
-) -> None:
+def test_polling_makes_one_status_query_per_round(tmp_path: Path, status_calls: StatusCalls) -> None:
     n_jobs = 6
     write_workflow(
         tmp_path,
@@ -116,10 +110,7 @@ def test_polling_makes_one_status_query_per_round(
     ids_per_call = [len(c[c.index("-j") + 1].split(",")) for c in calls]
     assert max(ids_per_call) == n_jobs  # all active jobs in one call
     per_minute = 60 * len(calls) / run.seconds
-    print(
-        f"\n{len(calls)} sacct calls for {n_jobs} jobs in {run.seconds:.1f} s "
-        f"({per_minute:.0f}/min at 1 s between rounds)"
-    )
+    print(f"\n{len(calls)} sacct calls for {n_jobs} jobs in {run.seconds:.1f} s ({per_minute:.0f}/min at 1 s between rounds)")
 
 
 def test_squeue_fallback_without_accounting(tmp_path: Path, broken_sacct: StatusCalls) -> None:
@@ -140,9 +131,7 @@ def test_squeue_fallback_without_accounting(tmp_path: Path, broken_sacct: Status
     assert summary(run)["squeue"] == len(broken_sacct.calls("squeue")) >= 1
 
 
-def test_interrupt_leaves_no_job_in_the_queue(
-    tmp_path: Path, background: Callable[..., Background]
-) -> None:
+def test_interrupt_leaves_no_job_in_the_queue(tmp_path: Path, background: Callable[..., Background]) -> None:
     write_workflow(
         tmp_path,
         """
@@ -156,10 +145,7 @@ def test_interrupt_leaves_no_job_in_the_queue(
     run = background(tmp_path, *SLURM)
     ids = run.wait_for_submissions(3)
     run.wait_for(
-        lambda: (
-            len(squeue_active(ids)) == 3
-            and all(line.split()[1] == "RUNNING" for line in squeue_active(ids))
-        ),
+        lambda: len(squeue_active(ids)) == 3 and all(line.split()[1] == "RUNNING" for line in squeue_active(ids)),
         60,
         "jobs running",
     )
@@ -211,9 +197,7 @@ pathlib.Path(sys.argv[1]).write_text("trained\\n")
 
 
 @pytest.mark.parametrize("interruption", ["scontrol requeue", "preemption signal"])
-def test_requeued_job_is_rerun_and_resumes(
-    tmp_path: Path, background: Callable[..., Background], interruption: str
-) -> None:
+def test_requeued_job_is_rerun_and_resumes(tmp_path: Path, background: Callable[..., Background], interruption: str) -> None:
     write_workflow(
         tmp_path,
         """

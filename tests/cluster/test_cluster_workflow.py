@@ -1,5 +1,6 @@
 """The real workflow through the slurm profile on the test cluster: the smoke preset, packed into
 group jobs, must give the same runs table as the local run (up to timing) and the same verdicts."""
+
 from __future__ import annotations
 
 import json
@@ -35,14 +36,14 @@ def test_smoke_grid_through_the_slurm_profile_equals_the_local_run(slurm_cluster
     pd.testing.assert_frame_equal(comparable(remote), comparable(pd.read_csv(local_dir / "results/smoke/runs.csv")))
 
     def verdicts(d):
-        return [(v["claim"], v["verdict"], v["mean_diff"]) for v in json.loads((d / "paper_figures/claims.json").read_text())]
+        return [(v["claim"], v["verdict"], v["mean_diff"]) for v in json.loads((d / "paper_figures/smoke/claims.json").read_text())]
 
     assert verdicts(workdir) == verdicts(local_dir)
 
 
 @pytest.mark.timeout(1200)
 def test_student_requeued_mid_training_resumes_and_matches_an_uninterrupted_run(slurm_cluster, tmp_path, background):
-    grid = {"student": ["resnet8"], "teacher": ["resnet8"], "method": ["random"], "keep": [0.5], "loss": ["ce"], "seed": [0]}
+    grid = {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.5], "loss": {"ce": {}}, "seed": [0]}
     recipes = {"teacher": {"epochs": 2}, "student": {"epochs": 150}, "score": {"epochs": 2}}
     target = "results/smoke/digits/students/resnet8-student/random/keep0.5/ce/s0/metrics.json"
     local_dir, cluster_dir = copy_workflow(tmp_path / "local"), copy_workflow(tmp_path / "cluster")
@@ -51,7 +52,7 @@ def test_student_requeued_mid_training_resumes_and_matches_an_uninterrupted_run(
     shutil.copytree(REPO / "slurm", cluster_dir / "slurm")
 
     run = background(cluster_dir, "--profile", "slurm", "--profile", "profiles/slurm-smoke", target)
-    log = cluster_dir / target.replace("s0/metrics.json", "train-s0.log")  # the log of the cell's job (stack_seeds)
+    log = cluster_dir / target.replace("s0/metrics.json", "train-s0.log")  # the log of the seed group's job (stack_seeds)
     run.wait_for(lambda: log.exists() and " epoch  10/" in log.read_text(), 300, "epoch 10 of the student")
     job_id = submitted_ids(run.output)[-1]  # the student's job: submitted after its score
     subprocess.run(["scontrol", "requeue", job_id], check=True)

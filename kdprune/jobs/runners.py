@@ -1,0 +1,301 @@
+"""What each kind of job does (kdprune.plan.kinds), given its spec and the paths of what it reads and
+writes. `python -m kdprune run <kind> --plan results/<preset>/plan.json --key <key>` looks a job up in
+the plan and calls its runner here; the package knows nothing of Snakemake, so any job can be run by
+hand the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdprune.data.images import load_dataset
+from kdprune.files import save_npz, save_torch, write_json
+from kdprune.losses import make_loss
+from kdprune.models import create_model
+from kdprune.models.resnet_cifar import CifarResNet
+from kdprune.plan.grid import FULL
+from kdprune.plan.kinds import settings_hash
+from kdprune.provenance import code_revision, platform_info
+from kdprune.pruning import SCORES
+from kdprune.pruning.selection import select_indices
+from kdprune.train.accel import resolve_accel
+from kdprune.train.loop import Recipe, fit, fit_stack, pick_device, seed_everything
+from kdprune.train.views import compute_view_logits, load_view_logits, save_view_logits
+
+# -- the runners of the job kinds: runner(spec, inputs, outputs, cfg, log), paths as strings -----------
+
+
+def run_teacher(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
+    run_training(spec, Path(outputs["model"]).parent, log=log)
+
+
+def run_views(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
+    """The logits of every training view of a trained teacher (kdprune.train.views)."""
+    compute_views(spec, Path(inputs["model"]), Path(outputs["views"]), log)
+
+
+def run_score(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
+    compute_score(spec, Path(outputs["scores"]), log, teacher_path=inputs.get("teacher") and Path(inputs["teacher"]))
+
+
+def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
+    """The seeds of one grid point (one spec each), in one process (config `stack_seeds`)."""
+    out_dirs = [Path(outputs[f"model_s{spec['seed']}"]).parent for spec in specs]
+    scores = [Path(p) for p in inputs["scores"]] if "scores" in inputs else None
+    run_seeds(
+        specs,
+        out_dirs,
+        inputs.get("teacher") and Path(inputs["teacher"]),
+        scores,
+        log,
+        inputs.get("teacher_views") and Path(inputs["teacher_views"]),
+        stack=cfg["stack_seeds"],
+    )
+
+
+# -- the work -------------------------------------------------------------------------------------
+
+
+def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, teacher_path: Path | None = None) -> None:
+    """A pruning score of every training sample -> out (.npz) and its metadata (.json). A score
+    whose settings name a teacher gets the trained teacher as `settings["teacher_model"]`."""
+    t0 = time.perf_counter()
+    device = pick_device(spec["device"])
+    data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
+    accel = resolve_accel(spec["accel"], device)
+    settings = {**spec["settings"], **({"teacher_model": load_teacher(teacher_path)} if teacher_path else {})}
+    scores = np.asarray(SCORES.get(spec["method"])(data, settings, spec["seed"], device, log, accel=accel), dtype=np.float64)
+    if scores.shape != (len(data.y_train),) or not np.isfinite(scores).all():
+        raise RuntimeError(
+            f"score {spec['method']} returned {scores.shape} values (finite: {np.isfinite(scores).all()}), expected {len(data.y_train)} finite"
+        )
+    save_npz(out, scores=scores, labels=data.y_train.numpy())
+    write_json(
+        out.with_suffix(".json"),
+        {
+            "spec": spec,
+            "settings_hash": settings_hash(spec),
+            "code_rev": code_revision(),
+            "wall_seconds": time.perf_counter() - t0,
+            **platform_info(device),
+        },
+    )
+    log(f"[score {spec['method']}] {len(scores)} scores in {time.perf_counter() - t0:.1f}s -> {out}")
+
+
+def compute_views(spec: dict, teacher_path: Path, out: Path, log: Callable[[str], None] = print) -> None:
+    t0 = time.perf_counter()
+    device = pick_device(spec["device"])
+    accel = resolve_accel(spec["accel"], device)
+    data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
+    teacher = load_teacher(teacher_path)
+    table = compute_view_logits(teacher, data, device, accel)
+    save_view_logits(out, table, teacher, accel, settings_hash(spec))
+    write_json(
+        out.with_suffix(".json"),
+        {
+            "spec": spec,
+            "shape": list(table.shape),
+            "dtype": str(table.dtype),
+            "accel": accel.as_dict(),
+            "code_rev": code_revision(),
+            "wall_seconds": time.perf_counter() - t0,
+            **platform_info(device),
+        },
+    )
+    log(f"[views {spec['arch']}] {tuple(table.shape)} {table.dtype} logits in {time.perf_counter() - t0:.1f}s -> {out}")
+
+
+def load_teacher(path: Path) -> torch.nn.Module:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = create_model(state["arch"], state["num_classes"], state["in_channels"])
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+STACK_MODES = ("off", "sequential", "stacked", "auto")  # config `stack_seeds`; `off` is the workflow's one job per run
+
+
+def run_training(
+    spec: dict,
+    out_dir: Path,
+    teacher_path: Path | None = None,
+    scores_path: Path | None = None,
+    log: Callable[[str], None] = print,
+    views_path: Path | None = None,
+) -> dict:
+    """Train a teacher or a student into out_dir (metrics.json, model.pt); resumable. A KD student
+    reads its teacher's view logits from `views_path` (run_views) instead of running the teacher."""
+    return run_seeds([spec], [out_dir], teacher_path, [scores_path], log, views_path)[0]
+
+
+def run_seeds(
+    specs: list[dict],
+    out_dirs: list[Path],
+    teacher_path: Path | None = None,
+    scores_paths: list[Path | None] | None = None,
+    log: Callable[[str], None] = print,
+    views_path: Path | None = None,
+    stack: str = "auto",
+) -> list[dict]:
+    """Train the seeds of one grid point, its seed group (specs that differ only in their seed and the score file
+    they read) in one process: one start-up, one dataset load, one teacher. Each seed still gets its
+    own run folder. `stack`: `stacked` trains them as one stacked network (kdprune.train.stacking: CIFAR
+    ResNets, in-memory data), `sequential` one after the other, `auto` stacks on CUDA only (on a CPU
+    a stack is no faster than its students in turn)."""
+    t0 = time.perf_counter()
+    _check_one_seed_group(specs)
+    spec = specs[0]
+    scores_paths = scores_paths or [None] * len(specs)
+    device = pick_device(spec["device"])
+    accel = resolve_accel(spec["accel"], device)
+    data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
+    subsets = [_subset(s, data, path, device, log) for s, path in zip(specs, scores_paths)]
+    loss = make_loss(spec["loss"], **spec["loss_params"])
+    needs_teacher = getattr(loss, "needs_teacher", False)
+    views, views_meta = load_view_logits(views_path, device) if needs_teacher and views_path else (None, {})
+    teacher = load_teacher(teacher_path) if needs_teacher and views is None else None
+    teacher_params = views_meta.get("teacher_params") or (sum(p.numel() for p in teacher.parameters()) if teacher else None)
+    models = [_fresh_model(s, data, device) for s in specs]
+    mode = _stack_mode(stack, device, data, models[0], subsets, log)
+    recipe = Recipe.from_dict(spec["recipe"])
+    labels = [f"{s['role']} {s['arch']} s{s['seed']}" for s in specs]
+    common = dict(device=device, teacher=teacher, teacher_views=views, accel=accel, log=log)
+    for s, label, subset in zip(specs, labels, subsets):
+        log(f"[{label}] {len(subset)}/{len(data.y_train)} training images, {s['recipe']['epochs']} epochs on {device} ({mode})")
+    extra = {"teacher_params": teacher_params, "teacher_views": views is not None, "stack": {"mode": mode, "size": len(specs)}}
+    if mode == "stacked":
+        checkpoint = out_dirs[0] / "stack-checkpoint.pt"
+        results = fit_stack(
+            models,
+            data,
+            subsets,
+            recipe,
+            loss,
+            seeds=[s["seed"] for s in specs],
+            checkpoint=checkpoint,
+            run_hash=settings_hash({"stack": specs}),
+            labels=labels,
+            **common,
+        )
+        share = (time.perf_counter() - t0) / len(specs)  # the job's time, split evenly
+        out = [
+            _save_run(s, d, m, r, data, subset, share, device, extra, label, log)
+            for s, d, m, r, subset, label in zip(specs, out_dirs, models, results, subsets, labels)
+        ]
+        checkpoint.unlink(missing_ok=True)
+        return out
+    out = []
+    setup = (time.perf_counter() - t0) / len(specs)
+    for s, d, label, subset, model in zip(specs, out_dirs, labels, subsets, models):
+        t1 = time.perf_counter()
+        result = fit(
+            model, data, subset, recipe, loss, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s), label=label, **common
+        )
+        out.append(_save_run(s, d, model, result, data, subset, setup + time.perf_counter() - t1, device, extra, label, log))
+    # Checkpoints go only now: if the job dies on a later seed, the workflow deletes every output of
+    # the job, and the finished seeds' last checkpoints make their rerun a matter of seconds.
+    for d in out_dirs:
+        (d / "checkpoint.pt").unlink(missing_ok=True)
+    return out
+
+
+def _check_one_seed_group(specs: list[dict]) -> None:
+    def without_seed(spec: dict) -> dict:
+        rest = {k: v for k, v in spec.items() if k not in ("seed", "score_spec")}
+        rest["axes"] = {k: v for k, v in spec.get("axes", {}).items() if k != "seed"}
+        return rest
+
+    first = without_seed(specs[0])
+    for spec in specs[1:]:
+        other = without_seed(spec)
+        if other != first:
+            # name a setting, not the `axes` summary of the settings
+            key = next(k for k in sorted(set(first) | set(other), key=lambda k: (k == "axes", k)) if first.get(k) != other.get(k))
+            raise ValueError(f"the runs of one job must differ only in seed, but `{key}` differs: {first.get(key)!r} vs {other.get(key)!r}")
+
+
+def _subset(spec: dict, data, scores_path: Path | None, device: torch.device, log: Callable[[str], None]) -> np.ndarray:
+    if spec["selection_method"] == FULL:
+        return np.arange(len(data.y_train))
+    if scores_path is None:  # a teacher on a random fraction: the random score, computed here
+        scores = SCORES.get("random")(data, {}, spec["seed"], device, log)
+    else:
+        with np.load(scores_path) as f:
+            scores = f["scores"]
+    return select_indices(scores, data.y_train.numpy(), spec["keep"], spec["selection_rule"] or "hardest", seed=spec["seed"], **spec["selection"])
+
+
+def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, subsets: list, log: Callable[[str], None]) -> str:
+    """`stacked` or `sequential` for the seeds of one job (`single` for one run)."""
+    if stack not in STACK_MODES:
+        raise ValueError(f"stack: {stack!r} is not one of {', '.join(STACK_MODES)}")
+    if len(subsets) == 1:
+        return "single"
+    if stack in ("off", "sequential") or (stack == "auto" and device.type != "cuda"):
+        return "sequential"
+    why_not = (
+        "the architecture is not a CIFAR ResNet"
+        if not isinstance(model, CifarResNet)
+        else "the dataset is streamed from disk"
+        if not hasattr(data, "x_train")
+        else "the subsets differ in size"
+        if len({len(s) for s in subsets}) > 1
+        else None
+    )
+    if why_not:
+        log(f"[stack] training the seeds one after the other: {why_not}")
+        return "sequential"
+    return "stacked"
+
+
+def _fresh_model(spec: dict, data, device: torch.device) -> torch.nn.Module:
+    # Seeded per run: the same initial weights whether the seeds train stacked, in turn or alone.
+    seed_everything(spec["seed"], device)
+    return create_model(spec["arch"], data.num_classes, data.channels)
+
+
+def _save_run(
+    spec: dict,
+    out_dir: Path,
+    model: torch.nn.Module,
+    result: dict,
+    data,
+    subset: np.ndarray,
+    wall_seconds: float,
+    device: torch.device,
+    extra: dict,
+    label: str,
+    log: Callable[[str], None],
+) -> dict:
+    save_torch(
+        out_dir / "model.pt",
+        {
+            "arch": spec["arch"],
+            "num_classes": data.num_classes,
+            "in_channels": data.channels,
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        },
+    )
+    metrics = {
+        "spec": spec,
+        "settings_hash": settings_hash(spec),
+        "code_rev": code_revision(),
+        **platform_info(device),
+        **extra,
+        "subset_size": len(subset),
+        "subset_sha": hashlib.sha256(np.asarray(subset, dtype=np.int64).tobytes()).hexdigest()[:12],
+        "wall_seconds": wall_seconds,
+        **result,
+    }
+    write_json(out_dir / "metrics.json", metrics)  # last: its presence means the run is complete
+    log(
+        f"[{label}] final acc {100 * result['final_acc']:.2f}%, best {100 * result['best_acc']:.2f}% "
+        f"(epoch {result['best_epoch']}), {wall_seconds:.1f}s"
+    )
+    return metrics

@@ -1,0 +1,27 @@
+"""A claim's spec: the claim as written in its paper file plus the setting its experiment ran, for
+the claim's table, figure and ledger entry."""
+
+from __future__ import annotations
+
+
+def claim_spec(cfg: dict, claim_id: str) -> dict:
+    """Everything the claim job needs, from the resolved config."""
+    claim = cfg["claims"][claim_id]
+    exp = cfg["experiments"][claim["experiment"]]
+    recipes = [cfg["recipes"][r] for r in exp["recipe"]]
+    setting = {
+        "dataset": exp["dataset"],
+        "student": exp["student"],
+        "teacher": exp["teacher"],
+        "selection": exp["selection"],
+        "keep": exp["keep"],
+        "seeds": exp["seed"],
+        "student_epochs": sorted({r["epochs"] for r in recipes}),
+        "teacher_epochs": cfg["recipes"][exp["teacher_recipe"]]["epochs"],
+        "budget": sorted({r["budget"] for r in recipes}),
+    }
+    for params in exp["loss"].values():  # a loss's parameter values (KD's alpha, temperature) as axes of the setting
+        for name, values in params.items():
+            setting[name] = sorted({*setting.get(name, []), *values})
+    setting.update({axis: exp[axis] for axis in ("teacher_keep", "label_noise") if exp[axis] != [1.0] and exp[axis] != [0.0]})
+    return {"id": claim_id, **claim, "preset": cfg["preset"], "evidence": cfg["evidence"], "setting": setting}

@@ -1,0 +1,293 @@
+"""config.yaml + paper files -> one resolved, validated, normalised settings dict.
+
+Resolution for preset P (`preset:` in config.yaml, or `--config preset=P`):
+1. config.yaml's top-level keys, with `presets.P` merged over them (mappings merge, everything else
+   replaces);
+2. the experiments and claims of every paper file named by `papers:` (an id, read from
+   workflow/papers/<id>.yaml, or a path), each entry with its own `presets.P` merged over it; an
+   entry with `only_in: [...]` exists only under those presets;
+3. command-line overrides (`--config key=value`) merged over all of it.
+Validation, before any job runs and under every preset (a typo in `paper` fails on the laptop): the
+JSON schema in workflow/schemas/, then every name against its registry and every cross-reference
+(claim -> experiment, student -> recipe). Each failure is ONE line naming the key, the value and
+what is allowed. Normalisation: the schema's `default:` values are filled in, and an experiment's
+`dataset`, `seed` and `teacher_recipe` default to the top-level `dataset`, `seeds` and
+`teacher_recipe`. Imports neither torch nor pandas: the Snakefile and every job read it."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+PAPERS_DIR = ROOT / "workflow" / "papers"
+PAPER_FILE_KEYS = {"paper", "title", "experiments", "claims"}
+ENTRY_ONLY_KEYS = ("presets", "only_in")  # keys of a paper file's entries, consumed by resolution
+
+
+class ConfigError(ValueError):
+    """One line: which key, which value, what is allowed."""
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    with open(path) as f:
+        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present: 5x faster
+
+
+@functools.cache
+def _read_yaml_once(path: Path, mtime_ns: int) -> dict:
+    return load_yaml(path)
+
+
+@functools.cache
+def schema() -> dict:
+    return load_yaml(SCHEMA_PATH)
+
+
+def loss_parameters(loss: str) -> list[tuple[str, str]]:
+    """(parameter, its prefix in run folder names) of a loss, in schema order."""
+    props = schema()["$defs"]["losses"]["properties"][loss].get("properties", {})
+    return [(name, spec["x-path-key"]) for name, spec in props.items()]
+
+
+# -- resolution ---------------------------------------------------------------------------------
+
+
+def paper_path(paper: str, base_dir: Path) -> Path:
+    """A paper id (`P1`) is workflow/papers/P1.yaml; anything ending in .yaml/.yml is a path."""
+    if paper.endswith((".yaml", ".yml")):
+        return (base_dir / paper) if not Path(paper).is_absolute() else Path(paper)
+    local = base_dir / "workflow" / "papers" / f"{paper}.yaml"  # a copy of the workflow (tests) or a user's own
+    return local if local.is_file() else PAPERS_DIR / f"{paper}.yaml"
+
+
+def _read_paper(paper: str, base_dir: Path, presets: dict) -> tuple[dict, str]:
+    path = paper_path(paper, base_dir)
+    if not path.is_file():
+        known = sorted(p.stem for p in PAPERS_DIR.glob("*.yaml"))
+        raise ConfigError(f"config: papers: {paper!r} is not allowed: no file {path}; allowed: {', '.join(known)} or the path of a paper file")
+    doc = copy.deepcopy(_read_yaml_once(path, path.stat().st_mtime_ns)) or {}  # once per parse, not once per preset
+    where = str(path.relative_to(base_dir) if path.is_relative_to(base_dir) else path)
+    extra = sorted(set(doc) - PAPER_FILE_KEYS)
+    if extra or not isinstance(doc.get("paper"), str):
+        raise ConfigError(
+            f"{where}: {extra[0] if extra else 'paper'} is not an allowed key or is missing; allowed: {', '.join(sorted(PAPER_FILE_KEYS))} (paper: the paper id)"
+        )
+    for kind in ("experiments", "claims"):
+        for name, entry in (doc.get(kind) or {}).items():
+            for preset in list((entry or {}).get("presets") or {}) + list((entry or {}).get("only_in") or []):
+                if preset not in presets:
+                    raise ConfigError(f"{where}: {kind}.{name} names preset {preset!r}; allowed: {', '.join(presets)}")
+    return doc, where
+
+
+def assemble(raw: dict, overrides: dict, preset: str, base_dir: Path) -> tuple[dict, dict[str, str]]:
+    """The config of one preset, before validation; and {"experiments.<name>": its paper file}."""
+    presets = raw["presets"]
+    cfg = deep_merge({k: v for k, v in raw.items() if k != "presets"}, presets[preset] or {})
+    cfg = deep_merge(cfg, {k: v for k, v in overrides.items() if k not in ("experiments", "claims")})
+    entries: dict[str, dict] = {"experiments": {}, "claims": {}}
+    sources: dict[str, str] = {}
+    for paper in cfg.get("papers") or []:
+        doc, where = _read_paper(paper, base_dir, presets)
+        for kind, target in entries.items():
+            for name, entry in (doc.get(kind) or {}).items():
+                entry = entry or {}
+                if entry.get("only_in") and preset not in entry["only_in"]:
+                    continue
+                if name in target:
+                    raise ConfigError(f"{where}: {kind}.{name} is defined twice (also in {sources[f'{kind}.{name}']})")
+                body = {k: v for k, v in entry.items() if k not in ENTRY_ONLY_KEYS}
+                target[name] = deep_merge({**body, "paper": doc["paper"]}, (entry.get("presets") or {}).get(preset) or {})
+                sources[f"{kind}.{name}"] = where
+    for kind, target in entries.items():
+        cfg[kind] = deep_merge(target, overrides.get(kind) or {})
+    cfg["preset"] = preset
+    return cfg, sources
+
+
+def resolve(raw: dict, overrides: dict | None = None, base_dir: str | Path = ".") -> dict:
+    """Validate `raw` (config.yaml's contents) under every preset, then return the chosen preset's
+    config, normalised. `overrides` (command-line `--config` pairs) win over everything."""
+    overrides = dict(overrides or {})
+    base_dir = Path(base_dir)
+    for old, new in (("scale", "preset"),):
+        if old in raw or old in overrides:
+            raise ConfigError(f"config: {old} is not an allowed key: it is now called {new} (e.g. --config {new}=smoke)")
+    presets = raw.get("presets")
+    if not isinstance(presets, dict) or not presets:
+        raise ConfigError("config: presets is missing or empty; allowed: a mapping of preset name -> overrides")
+    preset = overrides.get("preset", raw.get("preset"))
+    if preset not in presets:
+        raise ConfigError(f"config: preset = {preset!r} is not allowed: one of {', '.join(presets)}")
+    chosen = None
+    for name in [preset, *(p for p in presets if p != preset)]:
+        cfg, sources = assemble(raw, overrides, name, base_dir)
+        try:
+            check_schema(cfg)
+            cfg = normalise(cfg)
+            check_names(cfg)
+        except ConfigError as err:
+            where = "" if name == preset else f" (with preset {name!r})"
+            source = next((f" [{src}]" for key, src in sources.items() if f"config: {key}" in str(err)), "")
+            raise ConfigError(f"{err}{where}{source}") from None
+        chosen = chosen or cfg
+    return chosen
+
+
+def load(path: str | Path = "config.yaml", overrides: dict | None = None) -> dict:
+    """Read, resolve and validate; `overrides` as with Snakemake's --config."""
+    return resolve(load_yaml(path), overrides, Path(path).parent)
+
+
+# -- normalisation ------------------------------------------------------------------------------
+
+
+def _deref(node: dict, root: dict) -> dict:
+    while "$ref" in node:
+        ref = node["$ref"].removeprefix("#/").split("/")
+        target = root
+        for part in ref:
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def fill_defaults(value: Any, node: dict, root: dict) -> Any:
+    """`value` with every missing property that has a schema `default:` filled in, recursively."""
+    node = _deref(node, root)
+    if isinstance(value, dict):
+        out = dict(value)
+        props = node.get("properties", {})
+        for key, sub in props.items():
+            sub = _deref(sub, root)
+            if key not in out and "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+        for key in out:
+            sub = props.get(key, node.get("additionalProperties"))
+            if isinstance(sub, dict):
+                out[key] = fill_defaults(out[key], sub, root)
+        return out
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [fill_defaults(v, node["items"], root) for v in value]
+    return value
+
+
+def normalise(cfg: dict) -> dict:
+    cfg = fill_defaults(cfg, schema(), schema())
+    top_level = {"dataset": [cfg["dataset"]], "seed": cfg["seeds"], "teacher_recipe": cfg["teacher_recipe"]}
+    for exp in cfg["experiments"].values():
+        for axis, value in top_level.items():
+            exp.setdefault(axis, copy.deepcopy(value))
+    return cfg
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+@functools.cache
+def _validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema())
+
+
+def check_schema(cfg: dict) -> None:
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(cfg))
+    if error is None:
+        return
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        raise ConfigError(f"config: {_key([*error.absolute_path, extra[0]])} is not an allowed key; allowed: {', '.join(allowed)}")
+    if error.validator == "required":
+        raise ConfigError(f"config: {key}: {error.message}")
+    allowed = error.schema.get("description", error.message)
+    raise ConfigError(f"config: {key} = {error.instance!r} is not allowed: {allowed} ({error.message})")
+
+
+def check_names(cfg: dict) -> None:
+    """Every name against its registry (declarations only: nothing heavy is imported)."""
+    from kdprune.data import check_spec
+    from kdprune.losses import LOSSES
+    from kdprune.models import MODELS
+    from kdprune.pruning import RULES, SCORES
+    from kdprune.report import FIGURES, VERDICT_RULES
+    from kdprune.train import SCHEDULES
+
+    def check(key: str, value: Any, test: Callable[[Any], None]) -> None:
+        try:
+            test(value)
+        except (KeyError, ValueError) as err:
+            raise ConfigError(f"config: {key} = {value!r} is not allowed: {err}") from None
+
+    def registered(registry):
+        return registry.meta
+
+    def one_of(options, what):
+        def test(value):
+            if value not in options:
+                raise ValueError(f"unknown {what}; allowed: {', '.join(options)}")
+
+        return test
+
+    recipes = cfg["recipes"]
+    check("dataset", cfg["dataset"], check_spec)
+    check("teacher_recipe", cfg["teacher_recipe"], one_of(recipes, "recipe"))
+    for name, recipe in recipes.items():
+        check(f"recipes.{name}.schedule", recipe["schedule"], registered(SCHEDULES))
+    for method, settings in cfg["scores"].items():
+        check(f"scores.{method}", settings.get("score", method), registered(SCORES))
+        if "arch" in settings:
+            check(f"scores.{method}.arch", settings["arch"], registered(MODELS))
+        if "recipe" in settings:
+            check(f"scores.{method}.recipe", settings["recipe"], one_of(recipes, "recipe"))
+        if "rule" in settings:
+            check(f"scores.{method}.rule", settings["rule"], registered(RULES))
+    axes = {
+        "dataset": check_spec,
+        "student": registered(MODELS),
+        "teacher": registered(MODELS),
+        "recipe": one_of(recipes, "recipe"),
+        "selection": one_of(cfg["scores"], "pruning method (none under scores:)"),
+        "selection_rule": registered(RULES),
+    }  # loss names and parameters: the schema's `$defs.losses`
+    for ename, exp in cfg["experiments"].items():
+        for axis, test in axes.items():
+            for i, value in enumerate(exp.get(axis, [])):
+                check(f"experiments.{ename}.{axis}[{i}]", value, test)
+        check(f"experiments.{ename}.teacher_recipe", exp["teacher_recipe"], one_of(recipes, "recipe"))
+        needs = [loss for loss in exp["loss"] if LOSSES.meta(loss)["needs_teacher"]]
+        if needs and not exp.get("teacher"):
+            raise ConfigError(f"config: experiments.{ename}.teacher is missing: loss {needs[0]} needs a teacher; allowed: a list of model names")
+    for cname, claim in cfg["claims"].items():
+        check(f"claims.{cname}.experiment", claim["experiment"], one_of(cfg["experiments"], "experiment"))
+        check(f"claims.{cname}.test.rule", claim["test"]["rule"], registered(VERDICT_RULES))
+        if "figure" in claim:
+            check(f"claims.{cname}.figure", claim["figure"], registered(FIGURES))

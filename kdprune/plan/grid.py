@@ -1,0 +1,218 @@
+"""The resolved config -> the jobs of the workflow. Pure Python (no Snakemake, no torch), so the grid
+can be tested and inspected by hand.
+
+An experiment's lists are axes; its grid points are their product, each trained with every seed
+(a seed group: one job under `stack_seeds`). A loss expands over its own parameters
+(`loss: {kd: {alpha: [...], temperature: [...]}}`) and, when it needs a teacher, over the teacher
+axes (`teacher`, `teacher_seed`, `teacher_keep`). Jobs link to what they read (typed upstream
+links): a student to its teacher and its score, a score to a teacher when its settings name one.
+
+Paths carry the axes, relative to results/<preset>/<dataset slug>/:
+  teachers/<arch>-<recipe>[-f<keep>]-s<seed>/
+  scores/<method>[-<teacher key>]-s<seed>.npz
+  students/<arch>-<recipe>/<selection>/keep<f>/<loss>[-<teacher key>-<param><value>...]/s<seed>/
+Deduplication is by path: a run that two experiments share (or keep 1.0 under every method) is one
+run."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kdprune.data import dataset_slug, label_noise_of
+from kdprune.losses import LOSSES
+from kdprune.plan.config import loss_parameters
+
+FULL = "full"  # the selection of a keep-1.0 run: the whole training set, whatever the method
+
+
+@dataclass(frozen=True)
+class TeacherJob:
+    dataset: str
+    arch: str
+    recipe: str
+    seed: int
+    keep: float = 1.0  # fraction of the training set the teacher sees (random, class-balanced)
+
+    @property
+    def key(self) -> str:
+        part = f"-f{self.keep:g}" if self.keep < 1.0 else ""
+        return f"{self.arch}-{self.recipe}{part}-s{self.seed}"
+
+    @property
+    def dir(self) -> str:
+        return f"{dataset_slug(self.dataset)}/teachers/{self.key}"
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    dataset: str
+    method: str
+    seed: int
+    teacher: TeacherJob | None = None  # a score computed from a trained teacher
+
+    @property
+    def key(self) -> str:
+        part = f"-{self.teacher.key}" if self.teacher else ""
+        return f"{self.method}{part}-s{self.seed}"
+
+    @property
+    def path(self) -> str:
+        return f"{dataset_slug(self.dataset)}/scores/{self.key}.npz"
+
+
+@dataclass(frozen=True)
+class StudentJob:
+    dataset: str
+    arch: str
+    recipe: str
+    selection_method: str  # FULL when keep == 1
+    selection_rule: str | None  # None for full and random subsets
+    keep: float
+    loss: str
+    seed: int
+    loss_params: tuple[tuple[str, float], ...] = ()
+    teacher: TeacherJob | None = None
+    score: ScoreJob | None = None  # the score the subset is selected by (None: the full data)
+
+    @property
+    def selection(self) -> str:
+        # Rule parameters (class balance, medium window centre ...) are global `selection:`
+        # settings: recorded in each run's spec, and a change reruns the runs, not new paths.
+        if self.selection_method in (FULL, "random") or self.selection_rule == self.selection_method:
+            return self.selection_method
+        return f"{self.selection_method}-{self.selection_rule}"
+
+    @property
+    def loss_key(self) -> str:
+        keys = dict(loss_parameters(self.loss))
+        parts = [self.loss, *([self.teacher.key] if self.teacher else []), *(f"{keys[k]}{v:g}" for k, v in self.loss_params)]
+        return "-".join(parts)
+
+    @property
+    def key(self) -> str:
+        return f"{self.arch}-{self.recipe}/{self.selection}/keep{self.keep:g}/{self.loss_key}/s{self.seed}"
+
+    @property
+    def dir(self) -> str:
+        return f"{dataset_slug(self.dataset)}/students/{self.key}"
+
+    @property
+    def group_dir(self) -> str:
+        """The run folder's parent: every seed of this grid point (one job under `stack_seeds`)."""
+        return self.dir.rpartition("/")[0]
+
+    def axes(self) -> dict:
+        """The run's coordinates, as columns of the runs table."""
+        t = self.teacher
+        return {
+            "dataset": dataset_slug(self.dataset),
+            "arch": self.arch,
+            "recipe": self.recipe,
+            "selection": self.selection,
+            "selection_method": self.selection_method,
+            "selection_rule": self.selection_rule,
+            "score": self.score.method if self.score else None,
+            "keep": self.keep,
+            "loss": self.loss,
+            **dict(self.loss_params),
+            "seed": self.seed,
+            "teacher": t.arch if t else None,
+            "teacher_seed": t.seed if t else None,
+            "teacher_recipe": t.recipe if t else None,
+            "teacher_keep": t.keep if t else None,
+            "label_noise": label_noise_of(self.dataset),
+        }
+
+
+def _loss_variants(loss: str, params: dict) -> Iterator[tuple[str, tuple[tuple[str, float], ...]]]:
+    """(loss, its parameter values) for every point of the loss's own grid; a point where the loss
+    is another one (`same_as`: KD at alpha 0 is CE) becomes that loss, without parameters."""
+    names = [name for name, _ in loss_parameters(loss)]
+    same_as = LOSSES.meta(loss).get("same_as")
+    for values in itertools.product(*(params[name] for name in names)):
+        point = tuple((name, float(v)) for name, v in zip(names, values))
+        if same_as and all(dict(point)[k] == v for k, v in same_as["when"].items()):
+            yield same_as["loss"], ()
+        else:
+            yield loss, point
+
+
+def _score_job(cfg: dict, dataset: str, method: str, seed: int) -> ScoreJob:
+    settings = cfg["scores"][method]
+    score = settings.get("score", method)  # an alias (`ccs: {score: forgetting}`) reads another method's scores
+    scored_by = cfg["scores"].get(score, {}).get("teacher")
+    teacher = TeacherJob(dataset, scored_by, cfg["teacher_recipe"], 0) if scored_by else None
+    return ScoreJob(dataset, score, seed, teacher)
+
+
+def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
+    axes = itertools.product(
+        exp["dataset"],
+        exp["label_noise"],
+        exp["student"],
+        exp["recipe"],
+        exp["selection"],
+        exp["selection_rule"],
+        exp["keep"],
+        exp["loss"].items(),
+        exp["seed"],
+    )
+    for dataset, noise, arch, recipe, method, rule, keep, (loss_name, params), seed in axes:
+        dataset = f"{dataset}+noise{noise:g}" if noise > 0 else dataset
+        full = keep >= 1.0
+        settings = cfg["scores"][method]
+        base = dict(
+            dataset=dataset,
+            arch=arch,
+            recipe=recipe,
+            keep=float(keep),
+            seed=seed,
+            selection_method=FULL if full else method,
+            # A method whose settings name a rule always uses it (moderate coreset: medium band).
+            selection_rule=None if full or method == "random" else settings.get("rule", rule),
+            score=None if full else _score_job(cfg, dataset, method, seed),
+        )
+        for loss, point in _loss_variants(loss_name, params):
+            if not LOSSES.meta(loss)["needs_teacher"]:
+                yield StudentJob(**base, loss=loss, loss_params=point)
+                continue
+            for t_arch, t_seed, t_keep in itertools.product(exp["teacher"], exp["teacher_seed"], exp["teacher_keep"]):
+                teacher = TeacherJob(dataset, t_arch, exp["teacher_recipe"], t_seed, float(t_keep))
+                yield StudentJob(**base, loss=loss, loss_params=point, teacher=teacher)
+
+
+def dedupe(jobs) -> list:
+    return list(dict.fromkeys(jobs))
+
+
+@dataclass
+class Grid:
+    experiments: dict[str, list[StudentJob]]
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Grid:
+        return cls({name: dedupe(_students(cfg, exp)) for name, exp in cfg["experiments"].items()})
+
+    @property
+    def students(self) -> list[StudentJob]:
+        return dedupe(itertools.chain.from_iterable(self.experiments.values()))
+
+    @property
+    def scores(self) -> list[ScoreJob]:
+        return dedupe(s.score for s in self.students if s.score is not None)
+
+    @property
+    def teachers(self) -> list[TeacherJob]:
+        upstream = [s.teacher for s in self.students] + [s.teacher for s in self.scores]
+        return dedupe(t for t in upstream if t is not None)
+
+    @property
+    def seed_groups(self) -> dict[str, list[StudentJob]]:
+        """{group_dir: its students, by seed}: the seeds of a grid point, trained by one job when
+        the config's `stack_seeds` is not `off`."""
+        out: dict[str, list[StudentJob]] = {}
+        for s in self.students:
+            out.setdefault(s.group_dir, []).append(s)
+        return {group: sorted(jobs, key=lambda j: j.seed) for group, jobs in out.items()}

@@ -1,0 +1,171 @@
+"""Job kinds: what each kind of compute job is, as the planning layer sees it. A kind says which jobs
+of the grid it runs (by key), the spec each job gets (everything it needs, nothing it does not: a
+changed spec reruns the job), the files it reads from its upstream jobs and the files it writes,
+relative to results/<preset>/; its runner (`kdprune.jobs.runners`) does the work. Each kind has one
+rule in workflow/rules/, all of the same shape:
+`python -m kdprune run <kind> --plan results/<preset>/plan.json --key <key> --settings <hash>`.
+
+Adding a kind (e.g. P4's distilled sets): a `JobKind` here, a runner, a rule; a student that trains
+on its output links to it like a student links to its teacher."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kdprune.data import dataset_slug, in_memory
+from kdprune.plan.grid import FULL, Grid, ScoreJob, StudentJob, TeacherJob
+from kdprune.registry import Registry
+
+
+def settings_hash(settings: dict | list) -> str:
+    """Stable 12-hex hash of JSON-able settings (key order does not matter)."""
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# -- specs ----------------------------------------------------------------------------------------
+
+
+def _common(cfg: dict, dataset: str) -> dict:
+    return {"dataset": dataset, "data_root": cfg["data_root"], "download": cfg["download"], "device": cfg["device"], "accel": cfg["accel"]}
+
+
+def teacher_spec(cfg: dict, job: TeacherJob) -> dict:
+    subset = (
+        {"keep": 1.0, "selection_method": FULL}
+        if job.keep >= 1.0
+        else {"keep": job.keep, "selection_method": "random", "selection_rule": None, "selection": cfg["selection"]}
+    )
+    axes = {"role": "teacher", "dataset": dataset_slug(job.dataset), "arch": job.arch, "recipe": job.recipe, "seed": job.seed, "keep": job.keep}
+    return {
+        **_common(cfg, job.dataset),
+        "role": "teacher",
+        "arch": job.arch,
+        "recipe": cfg["recipes"][job.recipe],
+        "loss": "ce",
+        "loss_params": {},
+        "seed": job.seed,
+        **subset,
+        "axes": axes,
+    }
+
+
+def score_spec(cfg: dict, job: ScoreJob) -> dict:
+    settings = dict(cfg["scores"][job.method])
+    if "recipe" in settings:
+        settings["recipe"] = cfg["recipes"][settings["recipe"]]
+    upstream = {"teacher_spec": teacher_spec(cfg, job.teacher)} if job.teacher else {}
+    return {**_common(cfg, job.dataset), "role": "score", "method": job.method, "seed": job.seed, "settings": settings, **upstream}
+
+
+def student_spec(cfg: dict, job: StudentJob) -> dict:
+    # The specs of the teacher and the score it depends on make the run self-describing.
+    upstream = {"teacher_spec": job.teacher and teacher_spec(cfg, job.teacher), "score_spec": job.score and score_spec(cfg, job.score)}
+    return {
+        **_common(cfg, job.dataset),
+        "role": "student",
+        "arch": job.arch,
+        "recipe": cfg["recipes"][job.recipe],
+        "selection_method": job.selection_method,
+        "selection_rule": job.selection_rule,
+        "keep": job.keep,
+        "selection": cfg["selection"] if job.score else None,
+        "loss": job.loss,
+        "loss_params": dict(job.loss_params),
+        "seed": job.seed,
+        **upstream,
+        "axes": {"role": "student", **job.axes()},
+    }
+
+
+# -- kinds ----------------------------------------------------------------------------------------
+
+
+def has_views(cfg: dict, teacher: TeacherJob) -> bool:
+    """Whether a teacher also stores its logits of every training view (kdprune.train.views)."""
+    return cfg["teacher_views"] and in_memory(teacher.dataset)
+
+
+def teacher_input(cfg: dict, teacher: TeacherJob) -> dict[str, str]:
+    """What a job that reads a teacher needs of it: its view table when it has one, else the model."""
+    if has_views(cfg, teacher):
+        return {"teacher_views": f"{teacher.dir}/views.pt"}
+    return {"teacher": f"{teacher.dir}/model.pt"}
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    jobs: Callable[[dict, Grid], dict[str, object]]  # key -> job (a student job: the list of its seeds' runs)
+    spec: Callable[[dict, object], dict | list]
+    inputs: Callable[[dict, object], dict[str, str | list[str]]]  # name -> path(s) under results/<preset>/
+    outputs: Callable[[dict, object], dict[str, str]]
+    runner: str  # "module:function" of kdprune.jobs.runners
+
+
+def _student_inputs(cfg: dict, group: list[StudentJob]) -> dict:
+    first = group[0]
+    inputs = teacher_input(cfg, first.teacher) if first.teacher else {}
+    if first.score is not None:
+        inputs["scores"] = [job.score.path for job in group]
+    return inputs
+
+
+def _student_outputs(cfg: dict, group: list[StudentJob]) -> dict:
+    return {f"{kind}_s{job.seed}": f"{job.dir}/{kind}.{ext}" for job in group for kind, ext in (("model", "pt"), ("metrics", "json"))}
+
+
+JOB_KINDS: Registry = Registry("job kind")
+JOB_KINDS.register("teacher")(
+    JobKind(
+        name="teacher",
+        jobs=lambda cfg, grid: {t.dir: t for t in grid.teachers},
+        spec=teacher_spec,
+        inputs=lambda cfg, t: {},
+        outputs=lambda cfg, t: {"model": f"{t.dir}/model.pt", "metrics": f"{t.dir}/metrics.json"},
+        runner="kdprune.jobs.runners:run_teacher",
+    )
+)
+JOB_KINDS.register("teacher_views")(
+    JobKind(
+        name="teacher_views",
+        jobs=lambda cfg, grid: {t.dir: t for t in grid.teachers if has_views(cfg, t)},
+        spec=teacher_spec,
+        inputs=lambda cfg, t: {"model": f"{t.dir}/model.pt"},
+        outputs=lambda cfg, t: {"views": f"{t.dir}/views.pt", "meta": f"{t.dir}/views.json"},
+        runner="kdprune.jobs.runners:run_views",
+    )
+)
+JOB_KINDS.register("score")(
+    JobKind(
+        name="score",
+        jobs=lambda cfg, grid: {s.path: s for s in grid.scores},
+        spec=score_spec,
+        inputs=lambda cfg, s: {"teacher": f"{s.teacher.dir}/model.pt"} if s.teacher else {},
+        outputs=lambda cfg, s: {"scores": s.path, "meta": s.path.removesuffix(".npz") + ".json"},
+        runner="kdprune.jobs.runners:run_score",
+    )
+)
+
+
+def _student_jobs(cfg: dict, grid: Grid) -> dict[str, list[StudentJob]]:
+    """The seeds of a grid point (its seed group) in one job, keyed by the group's folder; with
+    `stack_seeds: off` one job per run, keyed by the run's folder."""
+    if cfg["stack_seeds"] == "off":
+        return {s.dir: [s] for s in grid.students}
+    return grid.seed_groups
+
+
+JOB_KINDS.register("student")(
+    JobKind(
+        name="student",
+        jobs=_student_jobs,
+        spec=lambda cfg, group: [student_spec(cfg, j) for j in group],
+        inputs=_student_inputs,
+        outputs=_student_outputs,
+        runner="kdprune.jobs.runners:run_students",
+    )
+)

@@ -1,0 +1,29 @@
+"""Data pruning: per-sample scores and the selection rules that turn scores into kept subsets.
+Declared here (torch-free), implemented in one module per score and in `selection`.
+
+Scores: a HIGHER score means a HARDER (more important to keep for keep-hardest) sample. A score is
+computed once per (dataset, method, seed) and reused by every keep fraction. Each entry is
+`score(data, settings, seed, device, log, accel=Accel()) -> np.ndarray[float64] of len(train)`;
+`settings` is the method's block of `scores:` in config.yaml with its recipe resolved; `accel`
+(kdprune.train.accel) applies to the training runs only: the scores themselves (logits, gradient
+norms, features) are evaluated in fp32. Definitions and sources: docs/scores.md.
+
+Selection rules: `rule(order, sorted_scores, k, settings, rng) -> kept indices` (kdprune.pruning.selection)."""
+
+from __future__ import annotations
+
+from kdprune.registry import Registry
+
+SCORES: Registry = Registry("pruning score")
+SCORES.declare("random", "kdprune.pruning.random_score:random_scores")
+SCORES.declare("el2n", "kdprune.pruning.el2n:el2n_scores")
+SCORES.declare("grand", "kdprune.pruning.grand:grand_scores")
+SCORES.declare("grand_lastlayer", "kdprune.pruning.grand:grand_lastlayer_scores")
+SCORES.declare("forgetting", "kdprune.pruning.forgetting:forgetting_scores")
+SCORES.declare("moderate", "kdprune.pruning.moderate:moderate_scores")
+
+RULES: Registry = Registry("selection rule")
+RULES.declare("hardest", "kdprune.pruning.selection:keep_hardest")
+RULES.declare("easiest", "kdprune.pruning.selection:keep_easiest")
+RULES.declare("medium", "kdprune.pruning.selection:keep_medium")
+RULES.declare("ccs", "kdprune.pruning.selection:keep_ccs")

@@ -1,0 +1,90 @@
+"""Scores -> kept indices: a pure function of (scores, labels, keep fraction, rule, settings, seed).
+
+Rules (higher score = harder): `hardest` keeps the top scores, `easiest` the bottom ones,
+`medium` a window of the sorted scores centred on the quantile `center` (0.5 = around the median).
+Class-balanced by default: every class keeps round(keep * its size) samples (at least one), so
+pruning does not change the class prior. Ties are broken by sample index (stable sort).
+
+A rule is `rule(order, sorted_scores, k, settings, rng) -> kept indices`: `order` holds one group's
+sample indices sorted from easiest to hardest, `settings` the `selection:` block of the config."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kdprune.pruning import RULES
+
+
+def keep_hardest(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: dict, rng) -> np.ndarray:
+    return order[len(order) - k :]
+
+
+def keep_easiest(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: dict, rng) -> np.ndarray:
+    return order[:k]
+
+
+def keep_medium(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: dict, rng) -> np.ndarray:
+    start = int(round(settings.get("center", 0.5) * len(order) - k / 2))
+    start = min(max(start, 0), len(order) - k)
+    return order[start : start + k]
+
+
+def select_indices(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    keep: float,
+    rule: str = "hardest",
+    class_balanced: bool = True,
+    seed: int = 0,
+    **settings,
+) -> np.ndarray:
+    """Sorted indices of the kept samples. `settings`: rule parameters (e.g. center=0.5); `seed`
+    drives rules that sample."""
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    pick = RULES.get(rule)
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if class_balanced else [np.arange(len(scores))]
+    rng = np.random.default_rng(seed)
+    kept = []
+    for members in groups:
+        k = max(1, int(round(keep * len(members))))
+        order = members[np.argsort(scores[members], kind="stable")]  # easiest ... hardest
+        kept.append(pick(order, scores[order], k, settings, rng))
+    return np.sort(np.concatenate(kept))
+
+
+def keep_ccs(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: dict, rng) -> np.ndarray:
+    """Coverage-centric coreset selection (Zheng et al., ICLR 2023), on any score. 1) Drop the
+    hardest floor(`ccs_hard_cutoff` * n) samples of the group (default 0.1; the paper tunes this
+    beta per dataset and keep fraction). 2) Split [min, max] of the remaining scores into
+    `ccs_strata` (default 50, as the original) equal-width strata; the maximum falls in the last.
+    3) Allocate k: visit the non-empty strata from fewest to most samples (ties: lower scores
+    first) and give each min(its size, remaining budget // strata not yet visited); this spends
+    exactly k whenever k <= the remaining samples. 4) Draw each stratum's share uniformly without
+    replacement with `rng`. When k exceeds what survives the cutoff, everything that survived is
+    kept and the rest comes from the pruned hardest samples, easiest of them first."""
+    cutoff = float(settings.get("ccs_hard_cutoff", 0.1))
+    n_strata = int(settings.get("ccs_strata", 50))
+    if not 0.0 <= cutoff < 1.0 or n_strata < 1:
+        raise ValueError(f"ccs needs 0 <= ccs_hard_cutoff < 1 and ccs_strata >= 1, got {cutoff}, {n_strata}")
+    n_pool = len(order) - int(cutoff * len(order))
+    if k >= n_pool:
+        return order[:k]
+    pool, scores = order[:n_pool], np.asarray(sorted_scores[:n_pool], dtype=np.float64)
+    width = (scores[-1] - scores[0]) / n_strata
+    if width > 0:
+        strata = np.minimum(((scores - scores[0]) / width).astype(np.int64), n_strata - 1)
+    else:
+        strata = np.zeros(n_pool, dtype=np.int64)
+    sizes = np.bincount(strata, minlength=n_strata)
+    filled = np.flatnonzero(sizes)
+    budget = np.zeros(n_strata, dtype=np.int64)
+    rest = k
+    for i, s in enumerate(filled[np.argsort(sizes[filled], kind="stable")]):
+        budget[s] = min(sizes[s], rest // (len(filled) - i))
+        rest -= budget[s]
+    assert rest == 0, "ccs allocation left budget unspent"
+    starts = np.concatenate([[0], np.cumsum(sizes)])  # pool is sorted, so each stratum is a slice
+    kept = [rng.choice(pool[starts[s] : starts[s + 1]], budget[s], replace=False) for s in filled if budget[s]]
+    return np.concatenate(kept)

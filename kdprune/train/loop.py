@@ -1,0 +1,269 @@
+"""The one training loop: CE or any registered loss (KD from a frozen teacher), on a subset given as
+indices, SGD + momentum + weight decay with a step or cosine schedule, crop + flip augmentation.
+Checkpoints every epoch (atomically) and resumes from the checkpoint when re-run with the same
+settings, so a preempted or requeued job continues instead of starting over."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from kdprune.files import save_torch
+from kdprune.train import SCHEDULES
+from kdprune.train.accel import Accel
+from kdprune.train.optim import SGD
+from kdprune.train.stacking import one_network
+from kdprune.train.step import StepRunner, batch_source
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "step"
+    milestones: tuple[int, ...] = field(default=())  # step schedule: epochs where lr *= gamma
+    gamma: float = 0.1
+    eval_batch_size: int = 1024
+    # "epochs": every keep fraction trains `epochs` passes over its subset (fewer steps when
+    # pruned); "steps": as many steps as `epochs` passes over the full training set.
+    budget: str = "epochs"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Recipe:
+        d = dict(d)
+        d["milestones"] = tuple(d.get("milestones", ()))
+        return cls(**d)
+
+    def lr_at(self, epoch_progress: float) -> float:
+        """Learning rate after `epoch_progress` epochs (fractional: schedules move per step)."""
+        return self.lr * SCHEDULES.get(self.schedule)(self, epoch_progress)
+
+
+def step_schedule(recipe: Recipe, progress: float) -> float:
+    return recipe.gamma ** sum(progress >= m for m in recipe.milestones)
+
+
+def cosine_schedule(recipe: Recipe, progress: float) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress / recipe.epochs, 1.0)))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, device: torch.device) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+@torch.no_grad()
+def split_logits(
+    model: nn.Module, data, split: str, device: torch.device, batch_size: int = 1024, accel: Accel = Accel(), copies: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of a whole split of `data`, in order (eval mode, no augmentation), on the CPU.
+    `copies`: each batch goes in that many times (a stack of students); logits are [copies, n, K]."""
+    model.eval()
+    outs, ys = [], []
+    for x, y in data.eval_batches(split, batch_size, device):
+        if copies > 1:  # student k of a stack reads block k of the batch
+            x = x.repeat(copies, *([1] * (x.dim() - 1)))
+        with accel.autocast(device):
+            outs.append(model(accel.images(x)).float().unflatten(0, (copies, -1)).cpu())
+        ys.append(y.cpu())
+    logits = torch.cat(outs, dim=1)
+    return logits[0] if copies == 1 else logits, torch.cat(ys)
+
+
+def accuracies(model: nn.Module, data, device: torch.device, copies: int = 1, batch_size: int = 1024, accel: Accel = Accel()) -> list[float]:
+    """Test accuracy of a model, or of each student of a stack of `copies`."""
+    logits, y = split_logits(model, data, "test", device, batch_size, accel, copies)
+    return (logits.argmax(-1) == y).float().mean(-1).reshape(-1).tolist()
+
+
+def accuracy(model: nn.Module, data, device: torch.device, batch_size: int = 1024, accel: Accel = Accel()) -> float:
+    return accuracies(model, data, device, 1, batch_size, accel)[0]
+
+
+def _batches(n: int, batch_size: int) -> list[slice]:
+    # A trailing batch of one sample would break BatchNorm in training mode: fold it away.
+    edges = list(range(0, n, batch_size)) + [n]
+    if len(edges) > 2 and edges[-1] - edges[-2] == 1:
+        edges.pop(-2)
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def planned_passes(recipe: Recipe, n_subset: int, n_full: int) -> int:
+    """Passes over the subset that the budget allows (see Recipe.budget)."""
+    if recipe.budget == "epochs":
+        return recipe.epochs
+    return max(recipe.epochs, round(recipe.epochs * n_full / n_subset))
+
+
+def fit(
+    model: nn.Module,
+    data,
+    indices: np.ndarray,
+    recipe: Recipe,
+    objective: Callable,
+    *,
+    seed: int,
+    label: str = "train",
+    **options,
+) -> dict:
+    """Train `model` in place on the training samples `indices` of `data`; returns the history and
+    summary metrics. One "epoch" below is one pass over the subset; the schedule runs on the
+    recipe's epochs, so a "steps" budget stretches it over more passes. Options (see fit_stack):
+    `stop_epoch` ends training early (early-epoch scores); `on_batch(epoch, sample_indices, logits,
+    targets)` sees every training step (training-dynamics scores such as forgetting events); `accel`
+    says how steps run (kdprune.train.accel); `teacher_views` (kdprune.train.views) replaces the
+    teacher's forward passes by exact lookups."""
+    return fit_stack([model], data, [indices], recipe, objective, seeds=[seed], labels=[label], **options)[0]
+
+
+def fit_stack(
+    models: list[nn.Module],
+    data,
+    subsets: list[np.ndarray],
+    recipe: Recipe,
+    objective: Callable,
+    *,
+    seeds: list[int],
+    device: torch.device,
+    teacher: nn.Module | None = None,
+    teacher_views: torch.Tensor | None = None,
+    accel: Accel = Accel(),
+    checkpoint: Path | None = None,
+    run_hash: str = "",
+    stop_epoch: int | None = None,
+    labels: list[str] | None = None,
+    log: Callable[[str], None] = print,
+    on_batch: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+) -> list[dict]:
+    """Train N models of one CIFAR ResNet architecture at once, as one stacked network
+    (kdprune.train.stacking): model k on `subsets[k]` with `seeds[k]`, drawing exactly the batches and views
+    it would draw alone, with its own BN statistics, loss and optimizer state. The subsets must have
+    one size (one number of steps). N = 1 is plain training of any model. The models are updated in
+    place; returns one result per model. A stack's time is split evenly among its students."""
+    n = len(models)
+    sizes = {len(s) for s in subsets}
+    if len(sizes) != 1 or len(seeds) != n:
+        raise ValueError(f"a stack needs one subset size and one seed per model, got sizes {sorted(sizes)}, {len(seeds)} seeds for {n} models")
+    if on_batch is not None and n > 1:
+        raise ValueError("on_batch hooks see a single run; train stacks without them")
+    labels = labels or [f"train s{s}" for s in seeds]
+    net, step_objective = one_network(models, objective)
+    accel.prepare(net, device)
+    if teacher is not None:
+        accel.prepare(teacher, device).eval()
+    optimizer = SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    subsets = [torch.as_tensor(np.asarray(s), dtype=torch.int64) for s in subsets]
+    size = sizes.pop()
+    passes = planned_passes(recipe, size, len(data.y_train))
+    per_pass = recipe.epochs / passes  # schedule epochs per pass
+    eval_every = max(1, passes // recipe.epochs)  # about `epochs` evaluations whatever the budget
+    last_epoch = min(stop_epoch or passes, passes)
+    histories: list[list[dict]] = [[] for _ in range(n)]
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        try:
+            if state.get("run_hash") != run_hash or len(state.get("histories", ())) != n:
+                raise ValueError("written for other settings")
+            optimizer.load_state_dict(state["optimizer"])
+            net.load_state_dict(state["model"])
+            histories, start_epoch = state["histories"], state["epoch"]
+            log(f"[{labels[0]}] resuming from {checkpoint} at epoch {start_epoch}")
+        except ValueError as why:
+            log(f"[{labels[0]}] ignoring {checkpoint}: {why}")
+
+    batches = _batches(size, recipe.batch_size)
+    source = batch_source(data, device, accel)
+    runner = StepRunner(net, step_objective, optimizer, accel, device, teacher, teacher_views)
+    epoch_seconds = sum(h["epoch_seconds"] for h in histories[0])
+    for epoch in range(start_epoch, last_epoch):
+        t0 = time.perf_counter()
+        net.train()
+        runner.reset_sums()
+        # One generator per student and epoch, derived from (seed, epoch): a resumed run draws the same batches.
+        gens = [torch.Generator().manual_seed(seed * 1_000_003 + epoch) for seed in seeds]
+        orders = [subset[torch.randperm(size, generator=gen)] for subset, gen in zip(subsets, gens)]
+        for step, (idx, packed) in enumerate(source.plan(orders, batches, gens)):
+            lr = recipe.lr_at((epoch + step / len(batches)) * per_pass)
+            optimizer.set_lr(lr)
+            logits, y = runner.run(source, packed, n * recipe.batch_size)
+            if on_batch is not None:
+                on_batch(epoch, idx, logits, y)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t_train = time.perf_counter() - t0
+        evaluate = (epoch + 1) % eval_every == 0 or epoch + 1 == last_epoch
+        accs = accuracies(net, data, device, n, recipe.eval_batch_size, accel) if evaluate else [None] * n
+        sums = {name: value.reshape(-1).tolist() for name, value in runner.sums.items()}
+        wall = time.perf_counter() - t0
+        epoch_seconds += wall / n
+        for k, history in enumerate(histories):
+            record = {name: value[k] / size for name, value in sums.items()}
+            record.update(epoch=epoch + 1, test_acc=accs[k], lr=lr, train_seconds=t_train / n, epoch_seconds=wall / n)
+            history.append(record)
+            if evaluate:
+                best = max(h["test_acc"] for h in history if h["test_acc"] is not None)
+                eta = epoch_seconds * n / (epoch + 1 - start_epoch) * (last_epoch - epoch - 1)
+                terms_txt = ", ".join(f"{name} {record[name]:.4f}" for name in sums if name != "loss")
+                log(
+                    f"[{labels[k]}] epoch {epoch + 1:>3}/{last_epoch} | loss {record['loss']:.4f} ({terms_txt}) | "
+                    f"acc {100 * accs[k]:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g} | "
+                    f"{n * size / t_train:,.0f} img/s | ETA {clock(eta)}"
+                )
+        if checkpoint is not None:
+            save_torch(
+                checkpoint,
+                {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "histories": histories, "run_hash": run_hash},
+            )
+
+    if n > 1:
+        for model, state in zip(models, net.stacked.unstack()):
+            model.load_state_dict(state)
+    n_params = sum(p.numel() for p in models[0].parameters())
+    return [_summary(history, last_epoch, size, n_params, recipe, accel) for history in histories]
+
+
+def _summary(history: list[dict], epochs: int, size: int, n_params: int, recipe: Recipe, accel: Accel) -> dict:
+    evaluated = [h for h in history if h["test_acc"] is not None]
+    best = max(evaluated, key=lambda h: h["test_acc"]) if evaluated else None
+    train_seconds = sum(h["train_seconds"] for h in history)
+    return {
+        "history": history,
+        "final_acc": evaluated[-1]["test_acc"] if evaluated else float("nan"),
+        "best_acc": best["test_acc"] if best else float("nan"),
+        "best_epoch": best["epoch"] if best else -1,
+        "epochs": epochs,
+        "n_train": size,
+        "n_params": n_params,
+        "train_seconds": train_seconds,
+        "train_images_per_s": size * len(history) / train_seconds if train_seconds else float("nan"),
+        "recipe": asdict(recipe),
+        "accel": accel.as_dict(),
+    }
+
+
+def clock(seconds: float) -> str:
+    """Seconds as h:mm:ss."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

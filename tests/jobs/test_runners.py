@@ -1,0 +1,142 @@
+"""kdprune.jobs.runners.run_seeds: the seeds of one grid point (a seed group) in one process, one after the other or as one
+stacked network, each into its own run folder."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from kdprune.files import save_torch
+from kdprune.jobs.runners import load_teacher, run_seeds, run_training
+from kdprune.models import create_model
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SELECTION = yaml.safe_load((REPO / "config.yaml").read_text())["selection"]
+
+
+def spec(seed: int, loss: str = "ce", keep: float = 0.3, epochs: int = 2) -> dict:
+    params = {"alpha": 0.9, "temperature": 4.0} if loss == "kd" else {}
+    return {
+        "dataset": "digits",
+        "data_root": "data",
+        "download": False,
+        "device": "cpu",
+        "accel": "auto",
+        "role": "student",
+        "arch": "resnet8",
+        "selection_method": "random",
+        "selection_rule": None,
+        "keep": keep,
+        "loss": loss,
+        "loss_params": params,
+        "seed": seed,
+        "recipe": {"epochs": epochs, "batch_size": 64, "lr": 0.05, "schedule": "cosine"},
+        "selection": SELECTION,
+        "teacher_spec": None,
+        "score_spec": None,
+        "axes": {"role": "student", "arch": "resnet8", "keep": keep, "seed": seed},
+    }
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("teacher") / "model.pt"
+    torch.manual_seed(0)
+    model = create_model("resnet8", 10, 1)
+    save_torch(path, {"arch": "resnet8", "num_classes": 10, "in_channels": 1, "state_dict": model.state_dict()})
+    return path
+
+
+def quiet(msg: str) -> None:
+    pass
+
+
+def test_sequential_seeds_equal_one_job_per_seed(tmp_path, teacher_file):
+    seeds = [0, 1]
+    together = run_seeds([spec(s, "kd") for s in seeds], [tmp_path / f"a{s}" for s in seeds], teacher_file, log=quiet, stack="sequential")
+    alone = [run_training(spec(s, "kd"), tmp_path / f"b{s}", teacher_file, log=quiet) for s in seeds]
+    for t, a in zip(together, alone):
+        assert t["subset_sha"] == a["subset_sha"] and t["final_acc"] == a["final_acc"]
+        assert [h["loss"] for h in t["history"]] == [h["loss"] for h in alone[seeds.index(t["spec"]["seed"])]["history"]]
+        assert t["stack"] == {"mode": "sequential", "size": 2} and a["stack"] == {"mode": "single", "size": 1}
+    assert together[0]["subset_sha"] != together[1]["subset_sha"]  # random subsets drawn per seed
+    for s in seeds:
+        assert (tmp_path / f"a{s}/metrics.json").is_file() and not (tmp_path / f"a{s}/checkpoint.pt").exists()
+        load_teacher(tmp_path / f"a{s}/model.pt")  # a loadable model
+
+
+def test_stacked_seeds_write_each_run(tmp_path, teacher_file):
+    seeds = [0, 1, 2]
+    dirs = [tmp_path / f"s{s}" for s in seeds]
+    out = run_seeds([spec(s, "kd") for s in seeds], dirs, teacher_file, log=quiet, stack="stacked")
+    assert [m["stack"] for m in out] == [{"mode": "stacked", "size": 3}] * 3
+    assert len({m["subset_sha"] for m in out}) == 3
+    # the job's time is split evenly, so per-run images/s is the stack's student-images/s
+    assert out[0]["wall_seconds"] == pytest.approx(out[2]["wall_seconds"])
+    assert all(0.1 < m["final_acc"] <= 1.0 for m in out)
+    for d in dirs:
+        model = load_teacher(d / "model.pt")
+        assert sum(p.numel() for p in model.parameters()) == out[0]["n_params"]
+    assert not (dirs[0] / "stack-checkpoint.pt").exists()
+
+
+def test_finished_seeds_survive_a_failure_later_in_the_job(tmp_path):
+    """Snakemake deletes every output of a failed job. The finished seeds' checkpoints stay, so the
+    rerun of a finished seed trains nothing and gives the same result."""
+    dirs = [tmp_path / "s0", tmp_path / "s1"]
+
+    def dies_in_seed_1(msg: str) -> None:
+        if "s1] epoch" in msg:
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        run_seeds([spec(0), spec(1)], dirs, log=dies_in_seed_1, stack="sequential")
+    first = (dirs[0] / "metrics.json").read_text()
+    assert (dirs[0] / "checkpoint.pt").is_file()
+    for d in dirs:  # what Snakemake does with the outputs of the failed job
+        (d / "metrics.json").unlink(missing_ok=True)
+        (d / "model.pt").unlink(missing_ok=True)
+    logs = []
+    out = run_seeds([spec(0), spec(1)], dirs, log=logs.append, stack="sequential")
+    assert any("resuming" in line and "at epoch 2" in line for line in logs)
+    import json
+
+    assert out[0]["final_acc"] == json.loads(first)["final_acc"]
+    assert not any((d / "checkpoint.pt").exists() for d in dirs)
+
+
+def test_one_job_refuses_specs_of_different_grid_points(tmp_path):
+    with pytest.raises(ValueError, match="`keep` differs"):
+        run_seeds([spec(0, keep=0.3), spec(1, keep=0.5)], [tmp_path / "a", tmp_path / "b"], log=quiet)
+
+
+def test_stack_mode_falls_back_to_sequential_when_the_network_cannot_stack(tmp_path):
+    logs = []
+    specs = [dict(spec(s, epochs=1), arch="tv_resnet18", axes={"arch": "tv_resnet18", "seed": s}) for s in (0, 1)]
+    out = run_seeds(specs, [tmp_path / "a", tmp_path / "b"], log=logs.append, stack="stacked")
+    assert [m["stack"]["mode"] for m in out] == ["sequential"] * 2
+    assert any("not a CIFAR ResNet" in line for line in logs)
+
+
+def test_a_job_scheduled_with_other_settings_than_the_plan_stops_with_one_line(tmp_path):
+    """`kdprune run` looks its job up in the plan; if the plan changed since Snakemake scheduled the
+    job (another run rewrote it), the job refuses to train on settings it was not scheduled with."""
+    import subprocess
+    import sys
+
+    from kdprune.plan import Plan
+
+    plan = Plan.from_config(REPO / "config.yaml")
+    plan.results, plan.plan_file = str(tmp_path / "results"), str(tmp_path / "plan.json")
+    plan.write()
+    key = next(iter(plan.jobs("teacher")))
+    args = [sys.executable, "-m", "kdprune", "run", "teacher", "--plan", plan.plan_file, "--key", key, "--settings", "0123456789ab"]
+    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode != 0 and not (tmp_path / "results").exists()
+    assert out.stderr.strip().splitlines() == [
+        f"kdprune run: the teacher job {key} was scheduled with settings 0123456789ab, but {plan.plan_file} now gives "
+        f"{plan.settings('teacher', key)}: the config changed while the workflow ran; rerun Snakemake"
+    ]
+    unknown = subprocess.run([*args[:8], "digits/teachers/nope"], cwd=tmp_path, capture_output=True, text=True)
+    assert unknown.returncode == 2 and "no teacher job 'digits/teachers/nope' in the smoke plan" in unknown.stderr

@@ -1,0 +1,78 @@
+"""The grid: experiments -> runs, teachers and scores, with typed upstream links; the planning layer
+imports no torch, pandas or scipy."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from kdprune.plan import Plan
+from kdprune.plan.config import ROOT, load, normalise
+from kdprune.plan.grid import Grid
+
+
+def grid_of(**experiment) -> Grid:
+    cfg = load(ROOT / "config.yaml")
+    exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.5], "seed": [0], **experiment}
+    return Grid.from_config(normalise({**cfg, "experiments": {"e": exp}}))
+
+
+def test_a_loss_expands_over_its_own_parameters_and_kd_at_alpha_zero_is_ce():
+    grid = grid_of(loss={"ce": {}, "kd": {"alpha": [0.0, 0.5], "temperature": [2.0, 4.0]}})
+    keys = sorted(s.loss_key for s in grid.students)
+    # alpha 0 is CE whatever the temperature: one run, no teacher
+    assert keys == ["ce", "kd-resnet8-teacher-s0-a0.5-T2", "kd-resnet8-teacher-s0-a0.5-T4"]
+    kd = next(s for s in grid.students if s.loss == "kd")
+    assert kd.axes()["alpha"] == 0.5 and kd.teacher.key == "resnet8-teacher-s0"
+    assert "alpha" not in next(s for s in grid.students if s.loss == "ce").axes()
+
+
+def test_a_student_links_to_its_teacher_and_score_and_a_score_may_need_a_teacher():
+    cfg = load(ROOT / "config.yaml")
+    cfg["scores"]["el2n"] = {**cfg["scores"]["el2n"], "teacher": "resnet14"}
+    exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet8"], "selection": ["el2n"], "keep": [0.5], "seed": [0, 1], "loss": {"kd": {}}}
+    plan = Plan(normalise({**cfg, "experiments": {"e": exp}, "claims": {}}))
+    score = plan.grid.scores[0]
+    assert score.teacher.arch == "resnet14" and score.path == "digits/scores/el2n-resnet14-teacher-s0-s0.npz"
+    assert {t.arch for t in plan.grid.teachers} == {"resnet8", "resnet14"}
+    assert plan.inputs("score", score.path) == {"teacher": "results/smoke/digits/teachers/resnet14-teacher-s0/model.pt"}
+    (group,) = plan.jobs("student")
+    assert plan.inputs("student", group) == {
+        "teacher_views": "results/smoke/digits/teachers/resnet8-teacher-s0/views.pt",
+        "scores": [f"results/smoke/digits/scores/el2n-resnet14-teacher-s0-s{seed}.npz" for seed in (0, 1)],
+    }
+    assert plan.spec("score", score.path)["teacher_spec"]["arch"] == "resnet14"
+
+
+def test_the_subset_grid_is_the_one_recorded_in_docs_results():
+    """docs/results/subset was run before the per-paper config: the new config plans exactly its runs,
+    with the same axes and recipes."""
+    recorded = pd.read_csv(ROOT / "docs/results/subset/runs.csv")
+    recorded["rel"] = recorded.run_dir.str.split("/", n=2).str[2]
+    plan = Plan(load(ROOT / "config.yaml", {"preset": "subset"}))
+    planned = {job.dir: job for job in [*plan.grid.teachers, *plan.grid.students]}
+    assert set(recorded.rel) == set(planned)
+    for row in recorded[recorded.role == "student"].itertuples():
+        job = planned[row.rel]
+        axes = job.axes()
+        assert (axes["arch"], axes["keep"], axes["loss"], axes["selection"], axes["seed"], axes["teacher"]) == (
+            row.arch,
+            row.keep,
+            row.loss,
+            row.selection,
+            row.seed,
+            None if pd.isna(row.teacher) else row.teacher,
+        )
+        assert axes.get("alpha", float("nan")) == pytest.approx(row.alpha, nan_ok=True)
+        assert plan.cfg["recipes"][job.recipe]["epochs"] == row.epochs
+
+
+def test_the_planning_layer_imports_no_torch_pandas_or_scipy():
+    code = (
+        "import sys; from kdprune.plan import Plan; p = Plan.from_config('config.yaml', {'preset': 'paper'}); "
+        "[p.settings('student', k) for k in p.jobs('student')]; [p.inputs('score', k) for k in p.jobs('score')]; "
+        "heavy = sorted({'torch', 'pandas', 'scipy', 'numpy'} & set(sys.modules)); print(heavy); sys.exit(bool(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

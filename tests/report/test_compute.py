@@ -1,0 +1,88 @@
+"""Grid accounting: the compute summary adds up the jobs' wall time per paper and role (shared jobs
+once in the total), the estimate multiplies images by measured throughput, and the benchmark runs."""
+
+import pandas as pd
+import pytest
+import torch
+from workflow_helpers import REPO
+
+from kdprune.files import write_json
+from kdprune.plan.config import load, normalise
+from kdprune.report.compute import compute_summary, estimate_grid
+from kdprune.train.bench import format_results, run_bench
+
+
+def test_compute_summary_counts_shared_jobs_once_in_the_total(tmp_path):
+    def job(rel, seconds, device="cpu"):
+        path = tmp_path / rel
+        write_json(path, {"wall_seconds": seconds, "device": device})
+        return str(path)
+
+    teacher = job("d/teachers/t/metrics.json", 100.0, "cuda")
+    views = job("d/teachers/t/views.json", 10.0, "cuda")
+    score = job("d/scores/el2n-s0.json", 50.0)
+    a = job("d/students/a/s0/metrics.json", 20.0, "cuda")
+    b = job("d/students/b/s0/metrics.json", 30.0)
+    table = compute_summary({"P1": [teacher, views, score, a], "P2": [teacher, b]})
+    row = table.set_index(["paper", "role"])
+    assert row.loc[("P1", "teacher"), "wall_hours"] == pytest.approx(100 / 3600)
+    assert row.loc[("P1", "teacher views"), "runs"] == 1 and row.loc[("P2", "student"), "gpu_hours"] == 0
+    total = table[table.role == "all"].iloc[0]
+    assert total.runs == 5 and total.wall_hours == pytest.approx(210 / 3600) and total.gpu_hours == pytest.approx(130 / 3600)
+
+
+def test_estimate_is_images_over_measured_throughput():
+    cfg = load(REPO / "config.yaml", {"preset": "smoke", "teacher_views": False})
+    cfg = normalise(
+        {
+            **cfg,
+            "experiments": {
+                "e": {
+                    "paper": "P1",
+                    "student": ["resnet8"],
+                    "teacher": ["resnet14"],
+                    "selection": ["random"],
+                    "keep": [0.5, 1.0],
+                    "loss": {"kd": {}},
+                    "seed": [0],
+                }
+            },
+        }
+    )
+    measured = pd.DataFrame(
+        [
+            {"arch": "resnet8", "loss": "kd", "train_images_per_s": 100.0, "dataset": "digits", "keep": 1.0, "subset_size": 1347},
+            {"arch": "resnet8", "loss": "kd", "train_images_per_s": 300.0, "dataset": "digits", "keep": 0.5, "subset_size": 674},  # median 200
+            {"arch": "resnet14", "loss": None, "train_images_per_s": 50.0, "dataset": "digits", "keep": 1.0, "subset_size": 1347},
+        ]
+    )
+    est = estimate_grid(cfg, measured).set_index("role")
+    student_epochs, teacher_epochs = cfg["recipes"]["student"]["epochs"], cfg["recipes"]["teacher"]["epochs"]
+    assert est.loc["student", "runs"] == 2
+    assert est.loc["student", "hours"] == pytest.approx(student_epochs * (round(0.5 * 1347) + 1347) / 200 / 3600)
+    assert est.loc["teacher", "hours"] == pytest.approx(teacher_epochs * 1347 / 50 / 3600)
+    assert "score" not in est.index  # random scores cost nothing
+
+
+def test_bench_runs_every_path_on_the_cpu():
+    results = run_bench(
+        [("resnet8", "resnet8")], torch.device("cpu"), batch=16, workers=0, warmup=1, steps=2, stack=2, n_images=256, log=lambda m: None
+    )
+    assert len(results) == 6 and all(r.images_per_s > 0 for r in results)
+    assert "table:" in results[3].note
+    table = format_results(results, torch.device("cpu"), 16)
+    assert table.count("| resnet8 -> resnet8 |") == 6 and "| 1.00 |" in table
+
+
+def test_view_counts_come_from_each_datasets_geometry():
+    from kdprune.data import DATASETS
+    from kdprune.data.images import load_dataset
+    from kdprune.report.compute import dataset_geometry
+    from kdprune.train.views import view_grid
+
+    assert dataset_geometry("cifar10") == (50_000, 9 * 9 * 2) and dataset_geometry("cifar100+noise0.2") == (50_000, 162)
+    # the digits declaration's geometry is what the loader gives: 8x8 images, pad-1 crops, no flips
+    digits = load_dataset("digits")
+    offsets, flips = view_grid(digits.crop_padding, digits.hflip)
+    assert DATASETS.meta("digits")["geometry"] == (len(digits.y_train), digits.image_size, digits.hflip)
+    assert dataset_geometry("digits") == (1347, offsets * offsets * flips) == (1347, 9)

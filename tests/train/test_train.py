@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+
+from kdprune.data.images import load_dataset
+from kdprune.losses import make_loss
+from kdprune.models import create_model
+from kdprune.train.loop import Recipe, _batches, fit, planned_passes, seed_everything
+
+CPU = torch.device("cpu")
+RECIPE = Recipe(epochs=4, batch_size=64, lr=0.05, schedule="cosine")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def train(data, seed, epochs=4, checkpoint=None, stop=None, logs=None):
+    seed_everything(seed, CPU)
+    model = create_model("resnet8", 10, 1)
+    recipe = Recipe(epochs=epochs, batch_size=64, lr=0.05, schedule="cosine")
+    result = fit(
+        model,
+        data,
+        np.arange(0, 1347, 2),
+        recipe,
+        make_loss("ce"),
+        seed=seed,
+        device=CPU,
+        checkpoint=checkpoint,
+        run_hash="h",
+        stop_epoch=stop,
+        log=(logs.append if logs is not None else lambda m: None),
+    )
+    return model, result
+
+
+def test_learns_and_logs_one_line_per_epoch(digits):
+    logs = []
+    _, result = train(digits, 0, logs=logs)
+    assert result["final_acc"] > 0.6 and len(result["history"]) == 4
+    epoch_lines = [line for line in logs if " epoch " in line]
+    assert len(epoch_lines) == 4
+    assert all(k in epoch_lines[-1] for k in ("loss", "acc", "img/s", "ETA"))
+
+
+def test_deterministic_for_a_seed_on_cpu(digits):
+    a, ra = train(digits, 1)
+    b, rb = train(digits, 1)
+    _, rc = train(digits, 2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert [h["loss"] for h in ra["history"]] == [h["loss"] for h in rb["history"]]
+    assert [h["loss"] for h in ra["history"]] != [h["loss"] for h in rc["history"]]
+
+
+def test_resume_from_checkpoint_gives_the_uninterrupted_result(digits, tmp_path):
+    ckpt = tmp_path / "checkpoint.pt"
+    full, r_full = train(digits, 3)
+    train(digits, 3, checkpoint=ckpt, stop=2)  # "killed" after epoch 2
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 2
+    logs = []
+    resumed, r_res = train(digits, 3, checkpoint=ckpt, logs=logs)
+    assert any("resuming" in line for line in logs)
+    assert r_res["final_acc"] == r_full["final_acc"]
+    assert all(torch.equal(x, y) for x, y in zip(full.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_step_and_cosine_schedules():
+    step = Recipe(epochs=240, lr=0.05, schedule="step", milestones=(150, 180, 210), gamma=0.1)
+    assert [round(step.lr_at(e), 8) for e in (0, 149.9, 150, 180, 239)] == [0.05, 0.05, 0.005, 0.0005, 0.00005]
+    cos = Recipe(epochs=10, lr=0.1, schedule="cosine")
+    assert cos.lr_at(0) == pytest.approx(0.1) and cos.lr_at(5) == pytest.approx(0.05) and cos.lr_at(10) == pytest.approx(0.0)
+
+
+def test_batches_never_leave_a_single_sample():
+    assert [s.stop - s.start for s in _batches(129, 64)] == [64, 65]
+    assert [s.stop - s.start for s in _batches(130, 64)] == [64, 64, 2]
+
+
+def test_budget_epochs_vs_steps(digits):
+    epochs = Recipe(epochs=3, budget="epochs")
+    steps = Recipe(epochs=3, budget="steps")
+    assert planned_passes(epochs, 100, 1000) == 3 and planned_passes(steps, 100, 1000) == 30
+    seed_everything(0, CPU)
+    result = fit(
+        create_model("resnet8", 10, 1),
+        digits,
+        np.arange(0, 1347, 5),
+        Recipe(epochs=2, batch_size=64, schedule="cosine", budget="steps"),
+        make_loss("ce"),
+        seed=0,
+        device=CPU,
+        log=lambda m: None,
+    )
+    assert result["epochs"] == 10  # 2 full-data epochs of steps = 10 passes over a 20% subset
+    assert sum(h["test_acc"] is not None for h in result["history"]) == 2  # evaluated about `epochs` times
+    assert result["history"][-1]["lr"] < 0.01  # the cosine schedule ran to its end over the stretched passes
