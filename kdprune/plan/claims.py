@@ -3,6 +3,8 @@ the claim's table, figure and ledger entry."""
 
 from __future__ import annotations
 
+from kdprune.plan.config import schema
+
 
 def claim_spec(cfg: dict, claim_id: str) -> dict:
     """Everything the claim job needs, from the resolved config."""
@@ -23,5 +25,6 @@ def claim_spec(cfg: dict, claim_id: str) -> dict:
     for params in exp["loss"].values():  # a loss's parameter values (KD's alpha, temperature) as axes of the setting
         for name, values in params.items():
             setting[name] = sorted({*setting.get(name, []), *values})
-    setting.update({axis: exp[axis] for axis in ("teacher_keep", "label_noise") if exp[axis] != [1.0] and exp[axis] != [0.0]})
+    defaults = schema()["$defs"]["experiment"]["properties"]  # teacher_keep, label_noise: shown when not the default
+    setting.update({axis: exp[axis] for axis in ("teacher_keep", "label_noise") if exp[axis] != defaults[axis]["default"]})
     return {"id": claim_id, **claim, "preset": cfg["preset"], "evidence": cfg["evidence"], "setting": setting}
