@@ -71,6 +71,18 @@ def cmd_bench(args) -> None:
         write_text(args.out, table + "\n")
 
 
+def cmd_error_rates(args) -> None:
+    from kdprune.files import write_text
+    from kdprune.report.error_rates import error_table, load_rules
+    from kdprune.report.markdown import format_markdown_table
+
+    table = error_table(load_rules(args.rules), args.reps, args.only)
+    text = f"{args.reps} draws per scenario, rules from {args.rules or 'kdprune.report.verdicts'}\n\n" + format_markdown_table(table)
+    print(text)
+    if args.out:
+        write_text(args.out, text)
+
+
 def cmd_compute(args) -> None:
     from kdprune.plan import Plan
     from kdprune.report.compute import write_compute_summary
@@ -150,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="dataset spec (default: random uint8 32x32, CIFAR-10's size)")
     p.add_argument("--out", help="also write the table here (Markdown)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("error-rates", help="Monte-Carlo verdict rates of the verdict rules on synthetic runs tables")
+    p.add_argument("--reps", type=int, default=1000, help="draws per scenario (default: %(default)s)")
+    p.add_argument("--rules", help="another version of kdprune/report/verdicts.py to measure (e.g. from git show)")
+    p.add_argument("--only", nargs="+", help="scenario names (default: all)")
+    p.add_argument("--out", help="also write the table here (Markdown)")
+    p.set_defaults(func=cmd_error_rates)
 
     p = sub.add_parser("compute", help="wall time and GPU hours of the grid's jobs, per paper and role")
     p.add_argument("--plan", required=True)

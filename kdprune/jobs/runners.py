@@ -289,6 +289,7 @@ def _save_run(
         **platform_info(device),
         **extra,
         "subset_size": len(subset),
+        "n_test": len(data.y_test),  # the verdicts' binomial floor on a contrast's spread (kdprune/report/stats.py)
         "subset_sha": hashlib.sha256(np.asarray(subset, dtype=np.int64).tobytes()).hexdigest()[:12],
         "wall_seconds": wall_seconds,
         **result,

@@ -21,6 +21,8 @@ def claim_spec(cfg: dict, claim_id: str) -> dict:
         "student_epochs": sorted({r["epochs"] for r in recipes}),
         "teacher_epochs": cfg["recipes"][exp["teacher_recipe"]]["epochs"],
         "budget": sorted({r["budget"] for r in recipes}),
+        "replicate": exp["replicate"],
+        "teacher_seeds": exp["teacher_seed"] if exp["replicate"] == "student" and exp["teacher"] else [],
     }
     for params in exp["loss"].values():  # a loss's parameter values (KD's alpha, temperature) as axes of the setting
         for name, values in params.items():

@@ -192,10 +192,23 @@ def fill_defaults(value: Any, node: dict, root: dict) -> Any:
 def normalise(cfg: dict) -> dict:
     cfg = fill_defaults(cfg, schema(), schema())
     top_level = {"dataset": [cfg["dataset"]], "seed": cfg["seeds"], "teacher_recipe": cfg["teacher_recipe"]}
-    for exp in cfg["experiments"].values():
+    for name, exp in cfg["experiments"].items():
         for axis, value in top_level.items():
             exp.setdefault(axis, copy.deepcopy(value))
+        if exp["replicate"] == "auto":
+            tests = [c["test"] for c in cfg["claims"].values() if c["experiment"] == name]
+            exp["replicate"] = "chain" if any(TEACHER_AXES & axes_of_test(t) for t in tests) else "student"
     return cfg
+
+
+# A claim whose test varies one of these compares teachers: its replicates must redo the teacher.
+TEACHER_AXES = {"teacher", "teacher_params", "teacher_keep", "teacher_seed", "teacher_recipe"}
+
+
+def axes_of_test(test: dict) -> set[str]:
+    """The axes a claim's test varies or splits by."""
+    named = {test.get(key) for key in ("axis", "factor", "along", "fades_along", "control_each_of")} - {None}
+    return named | set(test.get("cells", [])) | set(test.get("treatment", {})) | set(test.get("control", {}))
 
 
 # -- validation ---------------------------------------------------------------------------------

@@ -178,7 +178,8 @@ def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
             if not LOSSES.meta(loss)["needs_teacher"]:
                 yield StudentJob(**base, loss=loss, loss_params=point)
                 continue
-            for t_arch, t_seed, t_keep in itertools.product(exp["teacher"], exp["teacher_seed"], exp["teacher_keep"]):
+            teacher_seeds = [seed] if exp["replicate"] == "chain" else exp["teacher_seed"]  # chain: replicate s trains teacher s
+            for t_arch, t_seed, t_keep in itertools.product(exp["teacher"], teacher_seeds, exp["teacher_keep"]):
                 teacher = TeacherJob(dataset, t_arch, exp["teacher_recipe"], t_seed, float(t_keep))
                 yield StudentJob(**base, loss=loss, loss_params=point, teacher=teacher)
 

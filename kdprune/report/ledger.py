@@ -9,11 +9,23 @@ from pathlib import Path
 import pandas as pd
 
 from kdprune.files import atomic_path, read_json, write_json, write_text
-from kdprune.report.markdown import format_markdown_table
+from kdprune.report.markdown import format_markdown_table, in_points
 
 # The setting's keys every claim has (kdprune/plan/claims.py); the others (loss parameters,
 # teacher_keep, label_noise) are listed after them.
-SETTING_BASE = ("dataset", "student", "teacher", "selection", "keep", "seeds", "student_epochs", "teacher_epochs", "budget")
+SETTING_BASE = (
+    "dataset",
+    "student",
+    "teacher",
+    "selection",
+    "keep",
+    "seeds",
+    "student_epochs",
+    "teacher_epochs",
+    "budget",
+    "replicate",
+    "teacher_seeds",
+)
 NOT_EVIDENCE = "no: this preset checks the pipeline, it is too small to count as evidence"
 
 
@@ -79,44 +91,30 @@ def _markdown(verdicts: list[dict]) -> str:
             f"keep {', '.join(f'{k:g}' for k in s['keep'])}; student epochs {', '.join(map(str, s['student_epochs']))} "
             f"({', '.join(s['budget'])} budget); seeds {', '.join(map(str, s['seeds']))}" + (f"; {extra_axes}" if extra_axes else "") + ".",
             "",
-            f"**Test.** `{v['rule']}` on {v['metric']} ({test}); {100 * v['confidence']:g}% t-intervals over seeds. "
-            "Accuracies and effects below are in points (percent).",
+            f"**Replicates.** {_replicates(s)}",
             "",
-            format_markdown_table(_in_points(pd.DataFrame(v["cells"]))),
+            f"**Test.** `{v['rule']}` on {v['metric']} ({test}); {100 * v['confidence']:g}% t-intervals over replicates, the spread "
+            f"floored at the binomial test-set error; a cell is better by its own one-sided test at {50 * (1 - v['confidence']):g}%, "
+            "worse after Holm's correction over the cells (docs/verdicts.md). `diff` points the way the claim does. "
+            "Accuracies, effects, intervals and `mde` (the smallest effect a cell could have detected) are in points (percent).",
+            "",
+            format_markdown_table(in_points(pd.DataFrame(v["cells"]))),
             f"**Verdict: {v['verdict']}**: {v['reason']}." + ("" if v["evidence"] else f" Evidence: {NOT_EVIDENCE}."),
             "",
         ]
     return "\n".join(out)
 
 
-STAT_ORDER = [
-    "treatment_mean",
-    "treatment_std",
-    "n_treatment",
-    "control_mean",
-    "control_std",
-    "n_control",
-    "diff",
-    "ci_low",
-    "ci_high",
-    "n_pairs",
-    "status",
-]
-
-
-def _in_points(table: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy-valued columns x 100, so the ledger reads in points; the cell's axes first, then the
-    rule's own columns, then the effect and its interval (JSON sorted the keys)."""
-    stats = [c for c in STAT_ORDER if c in table.columns]
-    out = table[[c for c in table.columns if c not in stats] + stats].copy()
-    for col in out.columns:
-        if (
-            col in ("diff", "ci_low", "ci_high", "slope", "fade", "fade_ci_low")
-            or col.endswith(("_mean", "_std", "_gain"))
-            or col.startswith("slope_")
-        ):
-            out[col] = pd.to_numeric(out[col], errors="coerce") * 100
-    return out
+def _replicates(setting: dict) -> str:
+    if setting.get("replicate") == "chain":
+        return "each seed s redoes the whole chain (teacher s, scores s, student s): teacher-to-teacher variation is in the intervals."
+    if setting.get("teacher_seeds"):
+        seeds = ", ".join(map(str, setting["teacher_seeds"]))
+        return (
+            f"each seed s trains scores s and student s with the same teacher(s) (teacher seed {seeds}): the verdict is "
+            "conditional on that teacher; teacher-to-teacher variation is not in the intervals."
+        )
+    return "each seed s trains scores s and student s (no teacher)."
 
 
 def write_ledger(verdict_paths: list[Path], out_dir: Path) -> None:

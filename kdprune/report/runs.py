@@ -15,6 +15,7 @@ METRIC_COLUMNS = [
     "best_epoch",
     "epochs",
     "subset_size",
+    "n_test",
     "n_params",
     "teacher_params",
     "wall_seconds",

@@ -1,13 +1,18 @@
-"""Claim verdicts from a runs table, by rules written in config.
+"""Claim verdicts from a runs table, by rules written in config (how: docs/verdicts.md).
 
-A rule is `rule(runs, test) -> (table, verdict, reason)`. Every rule's table has one row per cell
-(the `cells` axes of the test) with the cell's effect `diff`, its confidence interval
-(`ci_low`, `ci_high`, a t interval over seeds) and a `status` (better / worse / unresolved),
-plus the rule's own columns; the verdict is `supported` / `not supported` / `inconclusive`, with
-the reason in one sentence.
+A rule is `rule(runs, test) -> (table, verdict, reason)`. Its table has one row per tested cell
+(the `cells` axes of the test; with `control_each_of`, one per cell and control value) with the
+rule's own columns and the statistics of `kdprune.report.stats.contrast`: `diff` is the cell's
+effect IN THE DIRECTION THE CLAIM ASSERTS (larger = more support, in every rule), `ci_low`/`ci_high`
+its interval over replicates, `p_above`/`p_below` its one-sided p-values against the rule's
+threshold, `p_below_holm` the latter corrected over the claim's cells, `mde` the smallest effect
+the cell could have detected, and `status` (better / worse / unresolved, `stats.decide`). The
+verdict: `supported` when every cell is better, `not supported` when any is worse, else
+`inconclusive`, with the reason in one sentence.
 
-Axis values in `treatment`, `control`, `where`: a scalar (equal), a list (any of), or
-`{not: [...]}` (none of)."""
+Axis values in `treatment`, `control`, `where`: a scalar (equal; numbers compare as numbers, so
+`keep: 1` matches 1.0), a list (any of), `{not: [...]}` (none of) or `{min: a, max: b}` (a range,
+either end optional, inclusive)."""
 
 from __future__ import annotations
 
@@ -17,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from kdprune.files import atomic_path, write_json, write_text
 from kdprune.report import VERDICT_RULES
-from kdprune.report.markdown import format_markdown_table
+from kdprune.report.markdown import format_markdown_table, in_points
 from kdprune.report.runs import ce_as_alpha_zero, read_runs_table, with_full_data_in_every_selection
+from kdprune.report.stats import BETTER, WORSE, binomial_sd, contrast, decide
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 
@@ -30,34 +35,33 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclu
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def matches(df: pd.DataFrame, values: dict) -> pd.Series:
-    mask = pd.Series(True, index=df.index)
-    for axis, value in values.items():
-        col = df[axis].astype(str)
-        if isinstance(value, dict):
-            mask &= ~col.isin([str(v) for v in value["not"]])
-        elif isinstance(value, list):
-            mask &= col.isin([str(v) for v in value])
-        else:
-            mask &= col == str(value)
+def _equal(col: pd.Series, value) -> pd.Series:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and pd.api.types.is_numeric_dtype(col):
+        return pd.Series(np.isclose(col.astype(float), float(value)), index=col.index)
+    return col.astype(str) == str(value)
+
+
+def _any_of(col: pd.Series, values: list) -> pd.Series:
+    mask = pd.Series(False, index=col.index)
+    for value in values:
+        mask |= _equal(col, value)
     return mask
 
 
-def t_interval(values, level: float) -> tuple[float, float, float, int]:
-    """Mean and two-sided t interval of `values`; NaN interval with fewer than two values."""
-    values = np.asarray(pd.Series(values).dropna(), dtype=float)
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = values.mean()
-    if n < 2:
-        return mean, math.nan, math.nan, n
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
-    return mean, mean - half, mean + half, n
-
-
-def status_of(lo: float, hi: float, threshold: float) -> str:
-    return "better" if lo > threshold else "worse" if hi < threshold else "unresolved"
+def matches(df: pd.DataFrame, values: dict) -> pd.Series:
+    mask = pd.Series(True, index=df.index)
+    for axis, value in values.items():
+        col = df[axis]
+        if isinstance(value, dict) and "not" in value:
+            mask &= ~_any_of(col, value["not"])
+        elif isinstance(value, dict):
+            num = pd.to_numeric(col, errors="coerce")
+            mask &= (num >= value.get("min", -math.inf)) & (num <= value.get("max", math.inf))
+        elif isinstance(value, list):
+            mask &= _any_of(col, value)
+        else:
+            mask &= _equal(col, value)
+    return mask
 
 
 def verdict_from(table: pd.DataFrame, what: str) -> tuple[str, str]:
@@ -65,11 +69,34 @@ def verdict_from(table: pd.DataFrame, what: str) -> tuple[str, str]:
     if not len(table):
         return INCONCLUSIVE, "no runs match the test"
     status = list(table["status"])
-    better, worse = status.count("better"), status.count("worse")
-    why = f"{what} in {better}/{len(status)} cells, significantly the other way in {worse}, unresolved in {len(status) - better - worse}"
+    better, worse = status.count(BETTER), status.count(WORSE)
+    why = (
+        f"{what} in {better}/{len(status)} cells, significantly the other way in {worse} "
+        f"(Holm over the cells), unresolved in {len(status) - better - worse}"
+    )
     if worse:
         return NOT_SUPPORTED, why
     return (SUPPORTED if better == len(status) else INCONCLUSIVE), why
+
+
+def _judged(rows: list[dict], test: dict) -> pd.DataFrame:
+    """The rows with every cell's status (stats.decide over the claim's cells)."""
+    table = pd.DataFrame(rows)
+    if not len(table):
+        return table
+    status, holm_below = decide(table["p_above"], table["p_below"], _confidence(test))
+    return table.assign(p_below_holm=holm_below, status=status)
+
+
+def _confidence(test: dict) -> float:
+    return test.get("confidence", 0.95)
+
+
+def _n_test(df: pd.DataFrame, test: dict) -> float:
+    """Test-set size behind the binomial floor (NaN: unknown, or `variance_floor: none`)."""
+    if test.get("variance_floor", "binomial") == "none" or "n_test" not in df:
+        return math.nan
+    return float(pd.to_numeric(df["n_test"], errors="coerce").max())
 
 
 def _cell_groups(runs: pd.DataFrame, cells: list[str]):
@@ -87,41 +114,35 @@ def _seed_means(df: pd.DataFrame, metric: str) -> pd.Series:
 # -- paired comparisons: treatment vs control, per cell -----------------------------------------
 
 
+def _paired(t: pd.DataFrame, c: pd.DataFrame, test: dict, threshold: float, n_test: float) -> dict:
+    metric = test["metric"]
+    pairs = pd.concat([_seed_means(t, metric).rename("t"), _seed_means(c, metric).rename("c")], axis=1).dropna()
+    floor = binomial_sd([(1, t[metric].mean()), (-1, c[metric].mean())], n_test)
+    return {
+        "treatment_mean": t[metric].mean(),
+        "treatment_std": t[metric].std(ddof=1),
+        "n_treatment": len(t),
+        "control_mean": c[metric].mean(),
+        "control_std": c[metric].std(ddof=1),
+        "n_control": len(c),
+        **contrast(pairs["t"] - pairs["c"], threshold, _confidence(test), floor),
+    }
+
+
 def paired_cells(runs: pd.DataFrame, test: dict, threshold: float) -> pd.DataFrame:
     """Per cell: treatment and control mean/std/n and the seed-paired difference. The control is
-    matched on the cell's axes except those the control itself fixes; with `control_best_of: axis`
-    the control is, per cell, the value of that axis with the highest mean."""
-    metric, level = test["metric"], test.get("confidence", 0.95)
+    matched on the cell's axes except those the control itself fixes. With `control_each_of: axis`
+    the treatment is compared with every value of that axis among the controls (one row each), so a
+    claim against "the best" of them is tested without choosing the best on the same data."""
     runs = runs[matches(runs, test.get("where", {}))]
     treat, ctrl = runs[matches(runs, test["treatment"])], runs[matches(runs, test["control"])]
+    each_of, n_test = test.get("control_each_of"), _n_test(runs, test)
     rows = []
     for cell, t in _cell_groups(treat, list(test.get("cells", []))):
         c = ctrl[matches(ctrl, {k: v for k, v in cell.items() if k not in test["control"]})]
-        extra = {}
-        best_of = test.get("control_best_of")
-        if best_of and len(c):
-            choice = c.groupby(best_of)[metric].mean().idxmax()
-            c, extra = c[c[best_of] == choice], {f"control_{best_of}": choice}
-        pairs = pd.concat([_seed_means(t, metric).rename("t"), _seed_means(c, metric).rename("c")], axis=1).dropna()
-        mean, lo, hi, n = t_interval(pairs["t"] - pairs["c"], level)
-        rows.append(
-            {
-                **cell,
-                **extra,
-                "treatment_mean": t[metric].mean(),
-                "treatment_std": t[metric].std(ddof=1),
-                "n_treatment": len(t),
-                "control_mean": c[metric].mean(),
-                "control_std": c[metric].std(ddof=1),
-                "n_control": len(c),
-                "diff": mean,
-                "ci_low": lo,
-                "ci_high": hi,
-                "n_pairs": n,
-                "status": status_of(lo, hi, threshold),
-            }
-        )
-    return pd.DataFrame(rows)
+        for value, cc in c.groupby(each_of) if each_of else [(None, c)]:
+            rows.append({**cell, **({f"control_{each_of}": value} if each_of else {}), **_paired(t, cc, test, threshold, n_test)})
+    return _judged(rows, test)
 
 
 def improves_everywhere(runs: pd.DataFrame, test: dict):
@@ -145,31 +166,29 @@ def larger_gain(runs: pd.DataFrame, test: dict):
     """Per cell and seed: [treatment(high) - treatment(low)] - [control(high) - control(low)] of
     the `factor` axis (`low`/`high` values); the claim holds when that exceeds `margin` in every
     cell. A CE run counts as alpha = 0."""
-    metric, level, factor, margin = test["metric"], test.get("confidence", 0.95), test["factor"], test.get("margin", 0.0)
+    metric, factor, margin = test["metric"], test["factor"], test.get("margin", 0.0)
     runs = ce_as_alpha_zero(runs[matches(runs, test.get("where", {}))])
+    n_test = _n_test(runs, test)
     rows = []
     treat, ctrl = runs[matches(runs, test["treatment"])], runs[matches(runs, test["control"])]
     for cell, t in _cell_groups(treat, list(test.get("cells", []))):
         c = ctrl[matches(ctrl, {k: v for k, v in cell.items() if k not in test["control"]})]
-
-        def gain(df):
-            return _seed_means(df[df[factor] == test["high"]], metric) - _seed_means(df[df[factor] == test["low"]], metric)
-
-        g = pd.concat([gain(t).rename("t"), gain(c).rename("c")], axis=1).dropna()
-        mean, lo, hi, n = t_interval(g["t"] - g["c"], level)
+        ends = {(name, end): df[_equal(df[factor], test[end])] for name, df in (("t", t), ("c", c)) for end in ("low", "high")}
+        g = pd.concat(
+            [(_seed_means(ends[(name, "high")], metric) - _seed_means(ends[(name, "low")], metric)).rename(name) for name in ("t", "c")],
+            axis=1,
+        ).dropna()
+        signs = {("t", "high"): 1, ("t", "low"): -1, ("c", "high"): -1, ("c", "low"): 1}
+        floor = binomial_sd([(signs[k], df[metric].mean()) for k, df in ends.items()], n_test)
         rows.append(
             {
                 **cell,
                 "treatment_gain": g["t"].mean(),
                 "control_gain": g["c"].mean(),
-                "diff": mean,
-                "ci_low": lo,
-                "ci_high": hi,
-                "n_pairs": n,
-                "status": status_of(lo, hi, margin),
+                **contrast(g["t"] - g["c"], margin, _confidence(test), floor),
             }
         )
-    table = pd.DataFrame(rows)
+    table = _judged(rows, test)
     what = f"raising {factor} {test['low']:g} -> {test['high']:g} helps the treatment more than the control"
     return (table, *verdict_from(table, what))
 
@@ -180,16 +199,18 @@ def larger_gain(runs: pd.DataFrame, test: dict):
 def best_value_shifts(runs: pd.DataFrame, test: dict):
     """The best value of `axis` (mean metric) is larger at the smallest value of `along` than at the
     largest (`direction: decreasing`, e.g. best alpha falls as the keep fraction grows). Per cell:
-    a_lo = best at min(along), a_hi = best at max(along); the effect `diff` is the seed-paired gain
-    of a_lo over a_hi at min(along); the cell is `better` when a_lo > a_hi (for decreasing) and
-    both a_lo wins at min(along) and a_hi wins at max(along) significantly, `worse` when the order
-    is reversed with both wins significant, else unresolved. Rows per `along` value give the
-    best value, the table the paper shows."""
-    metric, level, axis, along = test["metric"], test.get("confidence", 0.95), test["axis"], test["along"]
+    a_lo = best at min(along), a_hi = best at max(along). Two seed-paired contrasts: a_lo over a_hi
+    at min(along), a_hi over a_lo at max(along); the cell is `better` when the order is the claimed
+    one and both wins are significant (an intersection-union test: p_above is the larger of the
+    two), `worse` when the order is reversed with both wins significant (Holm over the cells).
+    `diff` is the win at min(along), negated when the order is reversed. Rows per `along` value give
+    the best value, the table the paper shows."""
+    metric, axis, along, confidence = test["metric"], test["axis"], test["along"], _confidence(test)
     sign = -1 if test.get("direction", "decreasing") == "decreasing" else 1
     runs = ce_as_alpha_zero(runs[matches(runs, test.get("where", {}))])
     if "selection" in test.get("cells", []):
         runs = with_full_data_in_every_selection(runs)
+    n_test = _n_test(runs, test)
     rows = []
     for cell, df in _cell_groups(runs, list(test.get("cells", []))):
         means = df.groupby([along, axis])[metric].mean()
@@ -197,30 +218,23 @@ def best_value_shifts(runs: pd.DataFrame, test: dict):
         lo_v, hi_v = min(best), max(best)
         a_lo, a_hi = best[lo_v], best[hi_v]
 
-        def paired(at, a, b):
+        def win(at, a, b):
             d = df[df[along] == at]
-            return t_interval(_seed_means(d[d[axis] == a], metric) - _seed_means(d[d[axis] == b], metric), level)
+            wa, wb = d[d[axis] == a], d[d[axis] == b]
+            floor = binomial_sd([(1, wa[metric].mean()), (-1, wb[metric].mean())], n_test)
+            return contrast(_seed_means(wa, metric) - _seed_means(wb, metric), 0.0, confidence, floor)
 
-        d1, lo1, hi1, n1 = paired(lo_v, a_lo, a_hi)
-        _, lo2, _, _ = paired(hi_v, a_hi, a_lo)
-        significant = lo1 > 0 and lo2 > 0
-        order = sign * (a_hi - a_lo)
-        status = "better" if order > 0 and significant else "worse" if order < 0 and significant else "unresolved"
+        first, second = win(lo_v, a_lo, a_hi), win(hi_v, a_hi, a_lo)
+        order = np.sign(sign * (a_hi - a_lo))  # +1: the claimed order, -1: reversed, 0: same best value
+        both = np.max([first["p_above"], second["p_above"]])  # NaN (undecided) stays NaN
+        stat = {**first, "diff": order * first["diff"], "p_above": both if order > 0 else 1.0, "p_below": both if order < 0 else 1.0}
+        if order < 0:
+            stat |= {"ci_low": -first["ci_high"], "ci_high": -first["ci_low"]}
         for v in best:
-            rows.append(
-                {
-                    **cell,
-                    along: v,
-                    f"best_{axis}": best[v],
-                    "best_mean": means.loc[(v, best[v])],
-                    "diff": d1 if v == lo_v else math.nan,
-                    "ci_low": lo1 if v == lo_v else math.nan,
-                    "ci_high": hi1 if v == lo_v else math.nan,
-                    "n_pairs": n1 if v == lo_v else 0,
-                    "status": status if v == lo_v else None,
-                }
-            )
-    table = pd.DataFrame(rows)
+            rows.append({**cell, along: v, f"best_{axis}": best[v], "best_mean": means.loc[(v, best[v])], **(stat if v == lo_v else {})})
+    table = pd.concat([_judged([r for r in rows if "p_above" in r], test), pd.DataFrame([r for r in rows if "p_above" not in r])])
+    if len(table):
+        table = table.sort_values([*test.get("cells", []), along], ignore_index=True)
     judged = table[table["status"].notna()] if len(table) else table
     verdict, why = verdict_from(judged, f"the best {axis} is {'larger' if sign < 0 else 'smaller'} at the smallest {along} than at the largest")
     return table, verdict, why
@@ -229,47 +243,66 @@ def best_value_shifts(runs: pd.DataFrame, test: dict):
 # -- trends: does the metric rise or fall with an axis? -------------------------------------------
 
 
+def _x(d: pd.DataFrame, x: str, log_x: bool) -> pd.Series:
+    return np.log(d[x].astype(float)) if log_x else d[x].astype(float)
+
+
 def _slopes(df: pd.DataFrame, x: str, metric: str, log_x: bool) -> pd.Series:
     """Per seed: least-squares slope of the metric against x (or log x)."""
     out = {}
     for seed, d in df.groupby("seed"):
-        xs = np.log(d[x].astype(float)) if log_x else d[x].astype(float)
+        xs = _x(d, x, log_x)
         if xs.nunique() >= 2:
             out[seed] = np.polyfit(xs, d[metric], 1)[0]
     return pd.Series(out, dtype=float)
 
 
+def _slope_floor(df: pd.DataFrame, x: str, metric: str, log_x: bool, n_test: float) -> float:
+    """Binomial floor of one seed's slope: the slope is sum(w_i acc_i), w_i = (x_i - mean x) / Sxx."""
+    points = df.groupby(x)[metric].mean()
+    xs = _x(points.reset_index(), x, log_x).to_numpy()
+    sxx = ((xs - xs.mean()) ** 2).sum()
+    if len(xs) < 2 or not sxx > 0:
+        return 0.0
+    return binomial_sd(zip((xs - xs.mean()) / sxx, points.to_numpy()), n_test)
+
+
 def trend(runs: pd.DataFrame, test: dict):
     """Per cell: the per-seed slope of the metric against `axis` (log scale with `log: true`),
-    measured where `at` holds (e.g. the smallest keep fraction), has the sign of `direction`
-    (increasing / decreasing) with its interval excluding 0. With `fades_along: keep` the slope at
-    the largest value of that axis must also be significantly closer to zero (paired by seed)."""
-    metric, level, x, log_x = test["metric"], test.get("confidence", 0.95), test["axis"], test.get("log", False)
+    measured at the smallest value of `fades_along` (when given), points the claimed way
+    (`direction`). With `fades_along: keep` the effect must also fade: per seed, the claimed-direction
+    slope at the smallest keep minus the SIZE of the slope at the largest, |slope there|, is
+    significantly positive. A reversal as strong as the effect is not a fade (a plain difference of
+    slopes would count it as one); the absolute value makes the test conservative when the far
+    slope is truly 0. `slope` is the measured slope; `diff` the claimed-direction one (-slope for
+    `decreasing`). Better: trend and fade both significant (intersection-union); worse: the trend
+    significantly the other way or the far effect significantly larger than the near one (two ways to
+    contradict: Bonferroni within the cell, then Holm over the cells)."""
+    metric, x, log_x, confidence = test["metric"], test["axis"], test.get("log", False), _confidence(test)
     sign = 1 if test.get("direction", "increasing") == "increasing" else -1
     runs = runs[matches(runs, test.get("where", {}))].dropna(subset=[x])
+    n_test = _n_test(runs, test)
     fade = test.get("fades_along")
     rows = []
     for cell, df in _cell_groups(runs, list(test.get("cells", []))):
-        at = df[df[fade] == df[fade].min()] if fade else df
-        slope = _slopes(at, x, metric, log_x)
-        mean, lo, hi, n = t_interval(sign * slope, level)
-        row = {
-            **cell,
-            "slope": sign * mean,
-            "diff": sign * mean,
-            "ci_low": min(sign * lo, sign * hi),
-            "ci_high": max(sign * lo, sign * hi),
-            "n_pairs": n,
-            "status": status_of(lo, hi, 0.0),
-        }
+        near = df[df[fade] == df[fade].min()] if fade else df
+        slope = _slopes(near, x, metric, log_x)
+        near_floor = _slope_floor(near, x, metric, log_x, n_test)
+        row = {**cell, "slope": slope.mean(), **contrast(sign * slope, 0.0, confidence, near_floor)}
         if fade:
-            far = _slopes(df[df[fade] == df[fade].max()], x, metric, log_x)
-            f_mean, f_lo, _, _ = t_interval((sign * slope - sign * far).dropna(), level)
-            row.update({f"slope_at_max_{fade}": sign * far.mean(), "fade": f_mean, "fade_ci_low": f_lo})
-            if row["status"] == "better" and not f_lo > 0:
-                row["status"] = "unresolved"  # the trend is there but does not significantly fade
+            far_runs = df[df[fade] == df[fade].max()]
+            far, far_floor = _slopes(far_runs, x, metric, log_x), _slope_floor(far_runs, x, metric, log_x, n_test)
+            faded = contrast((sign * slope - far.abs()).dropna(), 0.0, confidence, math.hypot(near_floor, far_floor))
+            row |= {
+                f"slope_at_max_{fade}": far.mean(),
+                "fade": faded["diff"],
+                "fade_ci_low": faded["ci_low"],
+                "fade_ci_high": faded["ci_high"],
+                "p_above": np.max([row["p_above"], faded["p_above"]]),  # NaN (undecided) stays NaN
+                "p_below": min(1.0, 2 * np.fmin(row["p_below"], faded["p_below"])),
+            }
         rows.append(row)
-    table = pd.DataFrame(rows)
+    table = _judged(rows, test)
     what = f"{metric} {'rises' if sign > 0 else 'falls'} with {'log ' if log_x else ''}{x}" + (f" and the effect fades along {fade}" if fade else "")
     return (table, *verdict_from(table, what))
 
@@ -312,6 +345,10 @@ def evaluate_claim_files(spec: dict, runs_path: Path, table_csv: Path, verdict_j
     with atomic_path(table_csv) as tmp:
         table.to_csv(tmp, index=False)
     title = f"# {spec['id']} ({spec['paper']}): `{spec['test']['rule']}` on {spec['test']['metric']}\n\n{spec['statement']}\n\n"
-    write_text(table_csv.with_suffix(".md"), title + format_markdown_table(table) + f"\nVerdict: **{result['verdict']}**: {result['reason']}.\n")
+    units = "Accuracies, effects and intervals in points (percent), as in the ledger.\n\n"
+    write_text(
+        table_csv.with_suffix(".md"),
+        title + units + format_markdown_table(in_points(table)) + f"\nVerdict: **{result['verdict']}**: {result['reason']}.\n",
+    )
     write_json(verdict_json, result)
     return result

@@ -45,12 +45,38 @@ def test_a_student_links_to_its_teacher_and_score_and_a_score_may_need_a_teacher
     assert plan.spec("score", score.path)["teacher_spec"]["arch"] == "resnet14"
 
 
+@pytest.mark.parametrize("replicate,teacher_seeds", [("chain", {0, 1}), ("student", {0}), ("auto", {0, 1})])
+def test_a_chained_replicate_trains_its_own_teacher(replicate, teacher_seeds):
+    """Seed s of a chain reads teacher s; `auto` chains an experiment whose claim tests a teacher
+    property (here the trend over teacher_keep), and otherwise every seed reads teacher_seed's."""
+    cfg = load(ROOT / "config.yaml")
+    exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet8"], "teacher_keep": [0.5, 1.0], "selection": ["random"], "keep": [0.5]}
+    exp |= {"seed": [0, 1], "loss": {"kd": {}}, "replicate": replicate}
+    claim = {"paper": "T", "statement": "s", "experiment": "e", "test": {"rule": "trend", "metric": "final_acc", "axis": "teacher_keep"}}
+    plan = Plan(normalise({**cfg, "experiments": {"e": exp}, "claims": {"T-C1": claim}}))
+    assert {t.seed for t in plan.grid.teachers} == teacher_seeds
+    for student in plan.grid.students:
+        assert student.teacher.seed == (student.seed if teacher_seeds == {0, 1} else 0)
+    setting = plan.claim_spec("T-C1")["setting"]
+    assert setting["replicate"] == ("student" if replicate == "student" else "chain")
+
+
+def test_auto_replicate_is_per_student_when_no_claim_tests_a_teacher_property():
+    cfg = load(ROOT / "config.yaml")
+    assert cfg["experiments"]["p1_kd_vs_ce"]["replicate"] == "student" and cfg["experiments"]["p1_capacity"]["replicate"] == "chain"
+
+
 def test_the_subset_grid_is_the_one_recorded_in_docs_results():
-    """docs/results/subset was run before the per-paper config: the new config plans exactly its runs,
-    with the same axes and recipes."""
+    """docs/results/subset was run before the per-paper config and before chained replicates: the
+    config plans exactly its runs, with the same axes and recipes, once every experiment is set back
+    to one teacher per setting (`replicate: student`)."""
     recorded = pd.read_csv(ROOT / "docs/results/subset/runs.csv")
     recorded["rel"] = recorded.run_dir.str.split("/", n=2).str[2]
-    plan = Plan(load(ROOT / "config.yaml", {"preset": "subset"}))
+    cfg = load(ROOT / "config.yaml", {"preset": "subset"})
+    assert {n for n, e in cfg["experiments"].items() if e["replicate"] == "chain"} == {"p1_capacity", "p1_teacher_data"}
+    for exp in cfg["experiments"].values():
+        exp["replicate"] = "student"
+    plan = Plan(cfg)
     planned = {job.dir: job for job in [*plan.grid.teachers, *plan.grid.students]}
     assert set(recorded.rel) == set(planned)
     for row in recorded[recorded.role == "student"].itertuples():

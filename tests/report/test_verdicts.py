@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdprune.report.verdicts import evaluate_claim
+from kdprune.report.verdicts import evaluate_claim, evaluate_claim_files, matches
 
 TEST = {
     "rule": "improves_everywhere",
@@ -98,7 +98,7 @@ def grid_runs(acc, seeds=3, noise=0.001, **fixed):
     return pd.DataFrame(rows)
 
 
-def test_control_best_of_picks_the_best_score_method_per_cell():
+def test_control_each_of_compares_with_every_score_method_per_cell():
     runs = grid_runs(
         lambda selection, keep, loss: {"random": 0.70, "el2n-hardest": 0.69, "grand-hardest": 0.72}[selection],
         selection=["random", "el2n-hardest", "grand-hardest"],
@@ -109,13 +109,15 @@ def test_control_best_of_picks_the_best_score_method_per_cell():
         rule="matches_or_beats",
         treatment={"selection": "random"},
         control={"selection": {"not": ["random", "full"]}},
-        control_best_of="selection",
+        control_each_of="selection",
         cells=["keep"],
         margin=0.01,
     )
     cells, v = evaluate_claim(s, runs)
-    assert list(cells["control_selection"]) == ["grand-hardest", "grand-hardest"]
-    assert cells["diff"].tolist() == pytest.approx([-0.02, -0.02], abs=0.003) and v["verdict"] == "not supported"
+    assert sorted(cells["control_selection"]) == ["el2n-hardest", "el2n-hardest", "grand-hardest", "grand-hardest"]
+    by = cells.set_index(["keep", "control_selection"])["diff"]
+    assert by[(0.1, "grand-hardest")] == pytest.approx(-0.02, abs=0.003) and by[(0.1, "el2n-hardest")] == pytest.approx(0.01, abs=0.003)
+    assert v["verdict"] == "not supported"  # 2 points below the best method: outside the 1-point margin
     assert evaluate_claim({**s, "test": {**s["test"], "margin": 0.03}}, runs)[1]["verdict"] == "supported"
 
 
@@ -172,6 +174,8 @@ def test_larger_gain_is_a_difference_in_differences(hard_gain, verdict):
         (-0.02, 0.0, "supported"),  # bigger teachers hurt at small f, not at f = 1
         (-0.02, -0.02, "inconclusive"),  # hurts everywhere: no fade
         (0.02, 0.0, "not supported"),  # bigger teachers help at small f
+        (-0.02, 0.02, "inconclusive"),  # reverses at f = 1: not a fade (the old rule called it supported)
+        (-0.02, 0.06, "not supported"),  # the far effect is larger than the near one
     ],
 )
 def test_trend_with_fade(slope_small, slope_large, verdict):
@@ -184,3 +188,43 @@ def test_trend_with_fade(slope_small, slope_large, verdict):
     table, v = evaluate_claim(s, runs)
     assert v["verdict"] == verdict
     assert table.loc[0, "slope"] == pytest.approx(slope_small, abs=0.002)
+    # diff and its interval point the claimed way (decreasing): -slope, the same sign as every rule's diff
+    assert (
+        table.loc[0, "diff"] == pytest.approx(-slope_small, abs=0.002) and table.loc[0, "ci_low"] <= table.loc[0, "diff"] <= table.loc[0, "ci_high"]
+    )
+
+
+def test_numbers_match_as_numbers_and_ranges_select():
+    df = pd.DataFrame({"keep": [0.1, 0.3, 1.0], "loss": ["kd", "ce", "kd"]})
+    assert matches(df, {"keep": 1}).tolist() == [False, False, True]  # `keep: 1` in YAML is the table's 1.0
+    assert matches(df, {"keep": {"not": [1]}}).tolist() == [True, True, False]
+    assert matches(df, {"keep": {"max": 0.3}}).tolist() == [True, True, False]
+    assert matches(df, {"keep": {"min": 0.2, "max": 1}, "loss": "kd"}).tolist() == [False, False, True]
+
+
+def test_zero_spread_is_floored_at_the_binomial_test_set_error():
+    """Identical paired differences (quantised accuracies) must not give a zero-width interval."""
+    df = runs({c: 0.01 for c in CELLS}, noise=0.0).assign(n_test=200)
+    cells, v = evaluate_claim(spec(), df)
+    assert np.allclose(cells["sd"], 0.0) and (cells["ci_high"] - cells["ci_low"] > 0.05).all()
+    assert v["verdict"] == "inconclusive"
+    assert evaluate_claim(spec(variance_floor="none"), df)[1]["verdict"] == "inconclusive"  # no floor: undecided, not decisive
+    assert evaluate_claim(spec(), df.drop(columns="n_test"))[1]["verdict"] == "inconclusive"
+
+
+def test_one_worse_cell_among_many_needs_holm():
+    """A cell barely below the threshold is 'worse' alone, not after Holm over 18 cells."""
+    many = {(f"m{i}", k): 0.0 for i in range(6) for k in (0.1, 0.3, 0.5)}
+    df = runs(many, noise=0.01, seeds=4)
+    table, _ = evaluate_claim(spec(), df)
+    assert (table["p_below_holm"] >= table["p_below"] - 1e-12).all()
+    assert table["p_below_holm"].max() <= 1.0
+
+
+def test_claim_tables_print_points_like_the_ledger(tmp_path):
+    df = runs({c: 0.03 for c in CELLS})
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    evaluate_claim_files(spec(), tmp_path / "runs.csv", tmp_path / "t.csv", tmp_path / "v.json")
+    md = (tmp_path / "t.md").read_text()
+    assert "in points" in md and "| 3" in md  # a 3-point effect prints as 3..., not 0.03
+    assert pd.read_csv(tmp_path / "t.csv")["diff"].iloc[0] == pytest.approx(0.03, abs=0.005)  # the CSV keeps fractions
