@@ -262,8 +262,21 @@ def check_names(cfg: dict) -> None:
     check("teacher_recipe", cfg["teacher_recipe"], one_of(recipes, "recipe"))
     for name, recipe in recipes.items():
         check(f"recipes.{name}.schedule", recipe["schedule"], registered(SCHEDULES))
+
+    def trained_epochs(score):
+        def test(value):
+            least = SCORES.meta(score).get("min_epoch", 0)
+            if value < least:
+                raise ValueError(
+                    f"score {score} records training dynamics, so it needs trained epochs; allowed: an epoch >= {least}, or none (the whole schedule)"
+                )
+
+        return test
+
     for method, settings in cfg["scores"].items():
         check(f"scores.{method}", settings.get("score", method), registered(SCORES))
+        if "epoch" in settings:
+            check(f"scores.{method}.epoch", settings["epoch"], trained_epochs(settings.get("score", method)))
         if "arch" in settings:
             check(f"scores.{method}.arch", settings["arch"], registered(MODELS))
         if "recipe" in settings:

@@ -19,7 +19,8 @@ SCORES.declare("random", "kdprune.pruning.random_score:random_scores")
 SCORES.declare("el2n", "kdprune.pruning.el2n:el2n_scores")
 SCORES.declare("grand", "kdprune.pruning.grand:grand_scores")
 SCORES.declare("grand_lastlayer", "kdprune.pruning.grand:grand_lastlayer_scores")
-SCORES.declare("forgetting", "kdprune.pruning.forgetting:forgetting_scores")
+# min_epoch: scores recorded during training have nothing to record without a trained epoch
+SCORES.declare("forgetting", "kdprune.pruning.forgetting:forgetting_scores", min_epoch=1)
 SCORES.declare("moderate", "kdprune.pruning.moderate:moderate_scores")
 
 RULES: Registry = Registry("selection rule")

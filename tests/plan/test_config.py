@@ -122,6 +122,8 @@ def test_a_users_own_paper_file_runs_beside_p1(tmp_path):
         ("claims.P1-C1.experiment", "nope", "claims.P1-C1.experiment = 'nope' is not allowed: unknown experiment; allowed: p1_kd_vs_ce"),
         ("preset", "huge", "preset = 'huge' is not allowed: one of smoke, small, subset, paper"),
         ("papers", ["P9"], "papers: 'P9' is not allowed: no file"),
+        # recording scores have nothing to record without a trained epoch (0 = at initialisation)
+        ("scores.forgetting.epoch", 0, "scores.forgetting.epoch = 0 is not allowed: score forgetting records training dynamics"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(path, value, expected):

@@ -221,7 +221,13 @@ def test_moderate_puts_flipped_digits_far_from_their_class_median():
     """A digit given the wrong label sits with its true class in feature space: far from the
     median of the class it is labelled with."""
     data, flipped = _flipped_digits()
-    settings = {"arch": "resnet8", "epoch": 3, "rule": "medium", "recipe": {"epochs": 10, "batch_size": 64, "lr": 0.05, "schedule": "cosine"}}
+    settings = {
+        "arch": "resnet8",
+        "runs": 1,
+        "epoch": 3,
+        "rule": "medium",
+        "recipe": {"epochs": 10, "batch_size": 64, "lr": 0.05, "schedule": "cosine"},
+    }
     scores = SCORES.get("moderate")(data, settings, seed=0, device=CPU, log=QUIET)
     assert scores.shape == (len(data.y_train),) and (scores >= 0).all()
     rank = _ranks(scores)[flipped]
