@@ -10,9 +10,9 @@ Two registered scores:
 * `grand_lastlayer`: DeepCore's cheaper variant (deepcore/methods/grand.py), the gradient with
   respect to the final linear layer only. For cross-entropy it has a closed form: with
   e = softmax(f(x)) - onehot(y) and h the penultimate embedding, grad_W = e h^T and grad_b = e,
-  so the norm is ||e|| * sqrt(||h||^2 + 1) (EL2N times a per-sample embedding factor). We use the
-  exact cross-entropy gradient; DeepCore applies its criterion to softmax(outputs) (a second
-  softmax), which we do not reproduce.
+  so the norm is ||e|| * sqrt(||h||^2 + 1) (EL2N times a per-sample embedding factor). That is
+  DeepCore's criterion too: since its 2023-01-14 fix it takes the cross-entropy of the raw outputs
+  (its earlier version fed softmax(outputs) to the cross-entropy, a second softmax).
 
 Choices (config `scores.grand` / `scores.grand_lastlayer`): `arch`, `runs` (K), `epoch` (when to
 score: each run follows the full-length schedule of `recipe` and stops after `epoch` epochs, as
