@@ -21,6 +21,7 @@ SCORES.declare("grand", "kdprune.pruning.grand:grand_scores")
 SCORES.declare("grand_lastlayer", "kdprune.pruning.grand:grand_lastlayer_scores")
 # min_epoch: scores recorded during training have nothing to record without a trained epoch
 SCORES.declare("forgetting", "kdprune.pruning.forgetting:forgetting_scores", min_epoch=1)
+SCORES.declare("aum", "kdprune.pruning.aum:aum_scores", min_epoch=1)
 SCORES.declare("moderate", "kdprune.pruning.moderate:moderate_scores")
 
 RULES: Registry = Registry("selection rule")

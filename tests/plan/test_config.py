@@ -124,6 +124,7 @@ def test_a_users_own_paper_file_runs_beside_p1(tmp_path):
         ("papers", ["P9"], "papers: 'P9' is not allowed: no file"),
         # recording scores have nothing to record without a trained epoch (0 = at initialisation)
         ("scores.forgetting.epoch", 0, "scores.forgetting.epoch = 0 is not allowed: score forgetting records training dynamics"),
+        ("scores.aum.epoch", 0, "scores.aum.epoch = 0 is not allowed: score aum records training dynamics"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(path, value, expected):
