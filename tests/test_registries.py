@@ -58,7 +58,12 @@ REGISTRIES: dict[str, Registry] = {
     "JOB_KINDS": JOB_KINDS,
 }
 # Declaration metadata the package reads; any other key would be a typo that nothing ever reads.
-KNOWN_META = {"DATASETS": {"geometry", "streamed", "needs_argument"}, "LOSSES": {"needs_teacher", "same_as"}}
+KNOWN_META = {
+    "DATASETS": {"geometry", "streamed", "needs_argument"},
+    "LOSSES": {"needs_teacher", "same_as"},
+    "SCORES": {"min_epoch"},
+    "RULES": {"needs_cutoff"},
+}
 ENTRIES = [pytest.param(reg, name, id=f"{reg}:{name}") for reg, registry in REGISTRIES.items() for name in registry.names()]
 
 

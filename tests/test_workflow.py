@@ -67,15 +67,15 @@ def test_seed_groups_with_other_seed_lists_get_their_own_rule(workflow_dir):
 
 # Expected jobs of each claim's table in the shipped smoke preset, counted by hand (3 seeds):
 #  p1_kd_vs_ce: 6 methods x 2 keeps x {CE, KD} + full x {CE, KD} = 26 per seed -> 78 students;
-#               1 teacher (resnet8); scores: 5 (ccs reads forgetting) x 3 seeds = 15
+#               1 teacher (resnet8); scores: 6 (ccs reads aum) x 3 seeds = 18
 #  p1_alpha: (random, el2n at 0.2, full) x 4 alphas (alpha 0 = CE) = 12 per seed -> 36; 1 teacher; 6 scores
 #  p1_label_noise: 2 methods x 2 alphas = 4 per seed -> 12; 1 teacher on the noisy labels; 6 scores
 #  p1_capacity: (random 0.2, full) x 4 teachers = 8 per seed -> 24; 4 teachers; 3 random scores
 #  p1_teacher_data: 3 teacher fractions = 3 per seed -> 9; 3 teachers; 3 random scores
 CLAIM_JOBS = {
-    "P1-C1": (78, 1, 15),
-    "P1-C2": (78, 1, 15),
-    "P1-C3": (78, 1, 15),
+    "P1-C1": (78, 1, 18),
+    "P1-C2": (78, 1, 18),
+    "P1-C3": (78, 1, 18),
     "P1-C4": (36, 1, 6),
     "P1-C5": (36, 1, 6),
     "P1-C5n": (12, 1, 6),
@@ -102,7 +102,7 @@ def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs
     counts = job_counts(out.stdout + out.stderr)
     # Shared runs are one run: 78 + 18 (alpha, new) + 12 + 18 (capacity, new) + 6 (teacher data, new) = 132,
     # in 44 jobs of 3 seeds unless stack_seeds is off
-    assert (counts["student"], counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 7, 21, 8, 8)
+    assert (counts["student"], counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 7, 24, 8, 8)
     assert counts["teacher_views"] == 7 and counts["compute"] == 1
     # Specs stay off the command line: each job looks itself up in the plan by kind and key.
     commands = [line for line in (out.stdout + out.stderr).splitlines() if "python -m kdprune" in line]

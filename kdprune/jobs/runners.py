@@ -46,7 +46,7 @@ def run_score(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[
 def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
     """The seeds of one grid point (one spec each), in one process (config `stack_seeds`)."""
     out_dirs = [Path(outputs[f"model_s{spec['seed']}"]).parent for spec in specs]
-    scores = [Path(p) for p in inputs["scores"]] if "scores" in inputs else None
+    scores, cutoffs = ([Path(p) for p in inputs[key]] if key in inputs else None for key in ("scores", "cutoff_scores"))
     run_seeds(
         specs,
         out_dirs,
@@ -55,6 +55,7 @@ def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log:
         log,
         inputs.get("teacher_views") and Path(inputs["teacher_views"]),
         stack=cfg["stack_seeds"],
+        cutoff_paths=cutoffs,
     )
 
 
@@ -142,20 +143,23 @@ def run_seeds(
     log: Callable[[str], None] = print,
     views_path: Path | None = None,
     stack: str = "auto",
+    cutoff_paths: list[Path | None] | None = None,
 ) -> list[dict]:
     """Train the seeds of one grid point, its seed group (specs that differ only in their seed and the score file
     they read) in one process: one start-up, one dataset load, one teacher. Each seed still gets its
     own run folder. `stack`: `stacked` trains them as one stacked network (kdprune.train.stacking: CIFAR
     ResNets, in-memory data), `sequential` one after the other, `auto` stacks on CUDA only (on a CPU
-    a stack is no faster than its students in turn)."""
+    a stack is no faster than its students in turn). `cutoff_paths`: per seed, the score file a rule
+    with a cutoff (ccs) drops by, when it is not the selection's own score file."""
     t0 = time.perf_counter()
     _check_one_seed_group(specs)
     spec = specs[0]
     scores_paths = scores_paths or [None] * len(specs)
+    cutoff_paths = cutoff_paths or [None] * len(specs)
     device = pick_device(spec["device"])
     accel = resolve_accel(spec["accel"], device)
     data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
-    subsets = [_subset(s, data, path, device, log) for s, path in zip(specs, scores_paths)]
+    subsets = [_subset(s, data, path, cutoff, device, log) for s, path, cutoff in zip(specs, scores_paths, cutoff_paths)]
     loss = make_loss(spec["loss"], **spec["loss_params"])
     needs_teacher = getattr(loss, "needs_teacher", False)
     views, views_meta = load_view_logits(views_path, device) if needs_teacher and views_path else (None, {})
@@ -207,7 +211,7 @@ def run_seeds(
 
 def _check_one_seed_group(specs: list[dict]) -> None:
     def without_seed(spec: dict) -> dict:
-        rest = {k: v for k, v in spec.items() if k not in ("seed", "score_spec")}
+        rest = {k: v for k, v in spec.items() if k not in ("seed", "score_spec", "cutoff_spec")}
         rest["axes"] = {k: v for k, v in spec.get("axes", {}).items() if k != "seed"}
         return rest
 
@@ -220,15 +224,22 @@ def _check_one_seed_group(specs: list[dict]) -> None:
             raise ValueError(f"the runs of one job must differ only in seed, but `{key}` differs: {first.get(key)!r} vs {other.get(key)!r}")
 
 
-def _subset(spec: dict, data, scores_path: Path | None, device: torch.device, log: Callable[[str], None]) -> np.ndarray:
+def _read_scores(path: Path | None) -> np.ndarray | None:
+    if path is None:
+        return None
+    with np.load(path) as f:
+        return f["scores"]
+
+
+def _subset(spec: dict, data, scores_path: Path | None, cutoff_path: Path | None, device: torch.device, log: Callable[[str], None]) -> np.ndarray:
     if spec["selection_method"] == FULL:
         return np.arange(len(data.y_train))
-    if scores_path is None:  # a teacher on a random fraction: the random score, computed here
+    scores = _read_scores(scores_path)
+    if scores is None:  # a teacher on a random fraction: the random score, computed here
         scores = SCORES.get("random")(data, {}, spec["seed"], device, log)
-    else:
-        with np.load(scores_path) as f:
-            scores = f["scores"]
-    return select_indices(scores, data.y_train.numpy(), spec["keep"], spec["selection_rule"] or "hardest", seed=spec["seed"], **spec["selection"])
+    rule = spec["selection_rule"] or "hardest"
+    cutoff = _read_scores(cutoff_path)
+    return select_indices(scores, data.y_train.numpy(), spec["keep"], rule, seed=spec["seed"], cutoff_scores=cutoff, **spec["selection"])
 
 
 def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, subsets: list, log: Callable[[str], None]) -> str:

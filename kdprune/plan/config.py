@@ -270,19 +270,42 @@ def check_names(cfg: dict) -> None:
 
         return test
 
+    def increasing(what):
+        def test(values):
+            if values != sorted(set(values)):
+                raise ValueError(f"{what} must be strictly increasing")
+
+        return test
+
     recipes = cfg["recipes"]
     check("dataset", cfg["dataset"], check_spec)
     check("teacher_recipe", cfg["teacher_recipe"], one_of(recipes, "recipe"))
     for name, recipe in recipes.items():
         check(f"recipes.{name}.schedule", recipe["schedule"], registered(SCHEDULES))
+
+    def trained_epochs(score):
+        def test(value):
+            least = SCORES.meta(score).get("min_epoch", 0)
+            if value < least:
+                raise ValueError(
+                    f"score {score} records training dynamics, so it needs trained epochs; allowed: an epoch >= {least}, or none (the whole schedule)"
+                )
+
+        return test
+
     for method, settings in cfg["scores"].items():
         check(f"scores.{method}", settings.get("score", method), registered(SCORES))
+        if "epoch" in settings:
+            check(f"scores.{method}.epoch", settings["epoch"], trained_epochs(settings.get("score", method)))
         if "arch" in settings:
             check(f"scores.{method}.arch", settings["arch"], registered(MODELS))
         if "recipe" in settings:
             check(f"scores.{method}.recipe", settings["recipe"], one_of(recipes, "recipe"))
         if "rule" in settings:
             check(f"scores.{method}.rule", settings["rule"], registered(RULES))
+        if "cutoff_score" in settings:
+            check(f"scores.{method}.cutoff_score", settings["cutoff_score"], one_of(cfg["scores"], "pruning method (none under scores:)"))
+    check("selection.ccs_cutoff", [row["keep"] for row in cfg["selection"]["ccs_cutoff"]], increasing("keep fractions"))
     axes = {
         "dataset": check_spec,
         "student": registered(MODELS),
@@ -296,6 +319,14 @@ def check_names(cfg: dict) -> None:
             for i, value in enumerate(exp.get(axis, [])):
                 check(f"experiments.{ename}.{axis}[{i}]", value, test)
         check(f"experiments.{ename}.teacher_recipe", exp["teacher_recipe"], one_of(recipes, "recipe"))
+        for method in exp["selection"]:
+            rules = [cfg["scores"][method].get("rule", rule) for rule in exp["selection_rule"]]
+            cut = next((rule for rule in rules if method != "random" and RULES.meta(rule).get("needs_cutoff")), None)
+            if cut and "cutoff_score" not in cfg["scores"][method]:
+                raise ConfigError(
+                    f"config: scores.{method}.cutoff_score is missing: rule {cut} (experiments.{ename}) drops the samples with the "
+                    "highest cutoff score first; allowed: a key of scores (the CCS authors: aum)"
+                )
         needs = [loss for loss in exp["loss"] if LOSSES.meta(loss)["needs_teacher"]]
         if needs and not exp.get("teacher"):
             raise ConfigError(f"config: experiments.{ename}.teacher is missing: loss {needs[0]} needs a teacher; allowed: a list of model names")

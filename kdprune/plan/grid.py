@@ -5,7 +5,8 @@ An experiment's lists are axes; its grid points are their product, each trained 
 (a seed group: one job under `stack_seeds`). A loss expands over its own parameters
 (`loss: {kd: {alpha: [...], temperature: [...]}}`) and, when it needs a teacher, over the teacher
 axes (`teacher`, `teacher_seed`, `teacher_keep`). Jobs link to what they read (typed upstream
-links): a student to its teacher and its score, a score to a teacher when its settings name one.
+links): a student to its teacher, its score and the score its rule cuts by (CCS: `cutoff_score`,
+when it is another score), a score to a teacher when its settings name one.
 
 Paths carry the axes, relative to results/<preset>/<dataset slug>/:
   teachers/<arch>-<recipe>[-f<keep>]-s<seed>/
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from kdprune.data import dataset_slug, label_noise_of
 from kdprune.losses import LOSSES
 from kdprune.plan.config import loss_parameters
+from kdprune.pruning import RULES
 
 FULL = "full"  # the selection of a keep-1.0 run: the whole training set, whatever the method
 
@@ -75,6 +77,7 @@ class StudentJob:
     loss_params: tuple[tuple[str, float], ...] = ()
     teacher: TeacherJob | None = None
     score: ScoreJob | None = None  # the score the subset is selected by (None: the full data)
+    cutoff: ScoreJob | None = None  # the score a rule with a cutoff (ccs) drops by, when it is not `score`
 
     @property
     def selection(self) -> str:
@@ -141,7 +144,7 @@ def _loss_variants(loss: str, params: dict) -> Iterator[tuple[str, tuple[tuple[s
 
 def _score_job(cfg: dict, dataset: str, method: str, seed: int) -> ScoreJob:
     settings = cfg["scores"][method]
-    score = settings.get("score", method)  # an alias (`ccs: {score: forgetting}`) reads another method's scores
+    score = settings.get("score", method)  # an alias (`ccs: {score: aum}`) reads another method's scores
     scored_by = cfg["scores"].get(score, {}).get("teacher")
     teacher = TeacherJob(dataset, scored_by, cfg["teacher_recipe"], 0) if scored_by else None
     return ScoreJob(dataset, score, seed, teacher)
@@ -163,6 +166,10 @@ def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
         dataset = f"{dataset}+noise{noise:g}" if noise > 0 else dataset
         full = keep >= 1.0
         settings = cfg["scores"][method]
+        # A method whose settings name a rule always uses it (moderate coreset: medium band).
+        rule = None if full or method == "random" else settings.get("rule", rule)
+        score = None if full else _score_job(cfg, dataset, method, seed)
+        cutoff = _score_job(cfg, dataset, settings["cutoff_score"], seed) if rule and RULES.meta(rule).get("needs_cutoff") else None
         base = dict(
             dataset=dataset,
             arch=arch,
@@ -170,9 +177,9 @@ def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
             keep=float(keep),
             seed=seed,
             selection_method=FULL if full else method,
-            # A method whose settings name a rule always uses it (moderate coreset: medium band).
-            selection_rule=None if full or method == "random" else settings.get("rule", rule),
-            score=None if full else _score_job(cfg, dataset, method, seed),
+            selection_rule=rule,
+            score=score,
+            cutoff=cutoff if cutoff != score else None,  # one file when the rule cuts by the score it selects by
         )
         for loss, point in _loss_variants(loss_name, params):
             if not LOSSES.meta(loss)["needs_teacher"]:
@@ -202,7 +209,7 @@ class Grid:
 
     @property
     def scores(self) -> list[ScoreJob]:
-        return dedupe(s.score for s in self.students if s.score is not None)
+        return dedupe(job for s in self.students for job in (s.score, s.cutoff) if job is not None)
 
     @property
     def teachers(self) -> list[TeacherJob]:

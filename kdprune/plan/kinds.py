@@ -64,6 +64,8 @@ def score_spec(cfg: dict, job: ScoreJob) -> dict:
 def student_spec(cfg: dict, job: StudentJob) -> dict:
     # The specs of the teacher and the score it depends on make the run self-describing.
     upstream = {"teacher_spec": job.teacher and teacher_spec(cfg, job.teacher), "score_spec": job.score and score_spec(cfg, job.score)}
+    if job.cutoff:  # only then, so that the specs (and hashes) of the other runs stay as they were
+        upstream["cutoff_spec"] = score_spec(cfg, job.cutoff)
     return {
         **_common(cfg, job.dataset),
         "role": "student",
@@ -111,6 +113,8 @@ def _student_inputs(cfg: dict, group: list[StudentJob]) -> dict:
     inputs = teacher_input(cfg, first.teacher) if first.teacher else {}
     if first.score is not None:
         inputs["scores"] = [job.score.path for job in group]
+    if first.cutoff is not None:
+        inputs["cutoff_scores"] = [job.cutoff.path for job in group]
     return inputs
 
 

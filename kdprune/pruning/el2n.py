@@ -2,7 +2,8 @@
 at an early epoch of training and averaged over K independent runs (different seeds).
 
 Choices (config `scores.el2n`): `arch`, `runs` (K), `epoch` (when to score); each run follows the
-full-length schedule of the `score` recipe and stops at `epoch`, as in the paper's early snapshot."""
+full-length schedule of the `score` recipe and stops at `epoch`, as in the paper's early snapshot;
+`epoch: 0` scores the freshly initialised models (kdprune.pruning.runs)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kdprune.losses import make_loss
-from kdprune.models import create_model
+from kdprune.pruning.runs import as_device, score_runs
 from kdprune.train.accel import Accel
-from kdprune.train.loop import Recipe, fit, seed_everything, split_logits
+from kdprune.train.loop import split_logits
 
 
 def el2n_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -22,26 +22,8 @@ def el2n_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
 
 
 def el2n_scores(data, settings: dict, seed: int, device, log, accel: Accel = Accel()) -> np.ndarray:
-    recipe = Recipe.from_dict(settings["recipe"])
     total = torch.zeros(len(data.y_train), dtype=torch.float64)
-    everything = np.arange(len(data.y_train))
-    for k in range(settings["runs"]):
-        run_seed = seed * 1000 + k
-        seed_everything(run_seed, device)
-        model = create_model(settings["arch"], data.num_classes, data.channels)
-        fit(
-            model,
-            data,
-            everything,
-            recipe,
-            make_loss("ce"),
-            seed=run_seed,
-            device=device,
-            accel=accel,
-            stop_epoch=settings["epoch"],
-            label=f"el2n run {k + 1}/{settings['runs']}",
-            log=log,
-        )
-        logits, labels = split_logits(model, data, "train", device)
+    for model, _ in score_runs(data, settings, seed, device, log, "el2n", accel):
+        logits, labels = split_logits(model, data, "train", as_device(device))
         total += el2n_from_logits(logits, labels).double()
     return (total / settings["runs"]).numpy()

@@ -15,17 +15,16 @@ Choices (config `scores.forgetting`): `arch`, `runs` (independent runs, seed `se
 counts averaged over runs, the original sums them: same order; a never-learned sample contributes
 n_presentations in that run),
 `recipe` (the full schedule: every sample is presented once per epoch, so n_presentations =
-epochs), optional `epoch` to stop the run early on that schedule (default: all epochs)."""
+epochs), optional `epoch` to stop the run early on that schedule (default: all epochs; at least 1:
+with no epoch there is nothing to count)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from kdprune.losses import make_loss
-from kdprune.models import create_model
+from kdprune.pruning.runs import PresentationRecorder, score_runs
 from kdprune.train.accel import Accel
-from kdprune.train.loop import Recipe, fit, planned_passes, seed_everything
 
 
 def forgetting_counts(history: np.ndarray) -> np.ndarray:
@@ -40,51 +39,22 @@ def forgetting_counts(history: np.ndarray) -> np.ndarray:
     return np.where(never_learned, history.shape[1], events).astype(np.float64)
 
 
-class AccuracyRecorder:
+class AccuracyRecorder(PresentationRecorder):
     """An `on_batch` hook for fit(): history[i, epoch] = whether sample i was classified correctly
     when presented in that epoch (each sample is presented exactly once per epoch)."""
 
     def __init__(self, n_samples: int, epochs: int):
+        super().__init__(n_samples, epochs)
         self.history = np.zeros((n_samples, epochs), dtype=bool)
-        self.seen = np.zeros((n_samples, epochs), dtype=bool)
 
     def __call__(self, epoch: int, sample_indices: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        idx = sample_indices.cpu().numpy()
-        self.history[idx, epoch] = (logits.argmax(dim=1) == targets).cpu().numpy()
-        self.seen[idx, epoch] = True
+        self.history[self.mark(epoch, sample_indices), epoch] = (logits.argmax(dim=1) == targets).cpu().numpy()
 
     def counts(self) -> np.ndarray:
-        if not self.seen.all():
-            raise RuntimeError(f"forgetting: {(~self.seen).sum()} (sample, epoch) presentations were never recorded")
+        self.check("forgetting")
         return forgetting_counts(self.history)
 
 
 def forgetting_scores(data, settings: dict, seed: int, device, log, accel: Accel = Accel()) -> np.ndarray:
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    recipe = Recipe.from_dict(settings["recipe"])
-    n = len(data.y_train)
-    # passes over the (full) training set: the recipe's epochs, or fewer when `epoch` stops early
-    epochs = min(int(settings.get("epoch") or planned_passes(recipe, n, n)), planned_passes(recipe, n, n))
-    runs = int(settings["runs"])
-    total = np.zeros(n, dtype=np.float64)
-    for k in range(runs):
-        run_seed = seed * 1000 + k
-        seed_everything(run_seed, device)
-        model = create_model(settings["arch"], data.num_classes, data.channels)
-        recorder = AccuracyRecorder(n, epochs)
-        fit(
-            model,
-            data,
-            np.arange(n),
-            recipe,
-            make_loss("ce"),
-            seed=run_seed,
-            device=device,
-            accel=accel,
-            stop_epoch=epochs,
-            label=f"forgetting run {k + 1}/{runs}",
-            log=log,
-            on_batch=recorder,
-        )
-        total += recorder.counts()
-    return total / runs
+    runs = score_runs(data, settings, seed, device, log, "forgetting", accel, recorder=AccuracyRecorder)
+    return np.mean([recorder.counts() for _, recorder in runs], axis=0)

@@ -10,9 +10,9 @@ Two registered scores:
 * `grand_lastlayer`: DeepCore's cheaper variant (deepcore/methods/grand.py), the gradient with
   respect to the final linear layer only. For cross-entropy it has a closed form: with
   e = softmax(f(x)) - onehot(y) and h the penultimate embedding, grad_W = e h^T and grad_b = e,
-  so the norm is ||e|| * sqrt(||h||^2 + 1) (EL2N times a per-sample embedding factor). We use the
-  exact cross-entropy gradient; DeepCore applies its criterion to softmax(outputs) (a second
-  softmax), which we do not reproduce.
+  so the norm is ||e|| * sqrt(||h||^2 + 1) (EL2N times a per-sample embedding factor). That is
+  DeepCore's criterion too: since its 2023-01-14 fix it takes the cross-entropy of the raw outputs
+  (its earlier version fed softmax(outputs) to the cross-entropy, a second softmax).
 
 Choices (config `scores.grand` / `scores.grand_lastlayer`): `arch`, `runs` (K), `epoch` (when to
 score: each run follows the full-length schedule of `recipe` and stops after `epoch` epochs, as
@@ -30,10 +30,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from kdprune.losses import make_loss
-from kdprune.models import create_model
+from kdprune.pruning.runs import as_device, score_runs
 from kdprune.train.accel import Accel
-from kdprune.train.loop import Recipe, fit, seed_everything
+from kdprune.train.loop import Recipe
 
 # Per-sample gradients of one chunk hold about this many floats.
 CHUNK_FLOATS = 2**26
@@ -69,39 +68,14 @@ def last_layer_grad_norms(logits: torch.Tensor, embedding: torch.Tensor, targets
     return error.norm(dim=1) * (embedding.pow(2).sum(1) + 1.0).sqrt()
 
 
-def _early_model(data, settings: dict, run_seed: int, device, log, label: str, accel: Accel) -> nn.Module:
-    """A model trained for `epoch` epochs of the `recipe` schedule (epoch 0: at initialization)."""
-    seed_everything(run_seed, device)
-    model = create_model(settings["arch"], data.num_classes, data.channels)
-    epoch = int(settings["epoch"])
-    if epoch > 0:  # fit() reads stop_epoch=0 as "no early stop", so initialization is handled here
-        fit(
-            model,
-            data,
-            np.arange(len(data.y_train)),
-            Recipe.from_dict(settings["recipe"]),
-            make_loss("ce"),
-            seed=run_seed,
-            device=device,
-            accel=accel,
-            stop_epoch=epoch,
-            label=label,
-            log=log,
-        )
-    return model.to(device).eval()
-
-
 def _grand(data, settings: dict, seed: int, device, log, name: str, norms_of, accel: Accel) -> np.ndarray:
-    device = torch.device(device) if device is not None else torch.device("cpu")
     total = torch.zeros(len(data.y_train), dtype=torch.float64)
-    runs = int(settings["runs"])
     batch_size = Recipe.from_dict(settings["recipe"]).eval_batch_size
-    for k in range(runs):
-        model = _early_model(data, settings, seed * 1000 + k, device, log, f"{name} run {k + 1}/{runs}", accel)
+    for model, _ in score_runs(data, settings, seed, device, log, name, accel):
         # un-augmented, standardised training images in order
-        norms = [norms_of(model, x, y).double().cpu() for x, y in data.eval_batches("train", batch_size, device)]
+        norms = [norms_of(model, x, y).double().cpu() for x, y in data.eval_batches("train", batch_size, as_device(device))]
         total += torch.cat(norms)
-    return (total / runs).numpy()
+    return (total / int(settings["runs"])).numpy()
 
 
 def grand_scores(data, settings: dict, seed: int, device, log, accel: Accel = Accel()) -> np.ndarray:

@@ -11,7 +11,8 @@ Higher distance = further from the class prototype (harder).
 
 Choices (config `scores.moderate`): `arch`, `recipe` (the feature extractor is trained on the full
 training set with this schedule; the paper uses a network trained on the full data), optional
-`epoch` (stop early on that schedule; default: all epochs), optional `runs` (default 1: the
+`epoch` (stop early on that schedule; default: all epochs; 0: the untrained network's features),
+optional `runs` (default 1: the
 paper uses one extractor; with more, the distances of independently trained extractors, seeds
 `seed * 1000 + k`, are averaged), `rule: medium`."""
 
@@ -20,10 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kdprune.losses import make_loss
-from kdprune.models import create_model
+from kdprune.pruning.runs import as_device, score_runs
 from kdprune.train.accel import Accel
-from kdprune.train.loop import Recipe, fit, seed_everything
+from kdprune.train.loop import Recipe
 
 
 def distances_to_class_median(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -52,28 +52,9 @@ def penultimate_features(model: torch.nn.Module, data, device, batch_size: int =
 
 
 def moderate_scores(data, settings: dict, seed: int, device, log, accel: Accel = Accel()) -> np.ndarray:
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    recipe = Recipe.from_dict(settings["recipe"])
-    runs = int(settings.get("runs", 1))
-    n = len(data.y_train)
-    total = np.zeros(n, dtype=np.float64)
-    for k in range(runs):
-        run_seed = seed * 1000 + k
-        seed_everything(run_seed, device)
-        model = create_model(settings["arch"], data.num_classes, data.channels)
-        fit(
-            model,
-            data,
-            np.arange(n),
-            recipe,
-            make_loss("ce"),
-            seed=run_seed,
-            device=device,
-            accel=accel,
-            stop_epoch=settings.get("epoch"),
-            label=f"moderate run {k + 1}/{runs}",
-            log=log,
-        )
-        features, labels = penultimate_features(model, data, device, recipe.eval_batch_size)
-        total += distances_to_class_median(features, labels)
-    return total / runs
+    batch_size = Recipe.from_dict(settings["recipe"]).eval_batch_size
+    distances = [
+        distances_to_class_median(*penultimate_features(model, data, as_device(device), batch_size))
+        for model, _ in score_runs(data, settings, seed, device, log, "moderate", accel)
+    ]
+    return np.mean(distances, axis=0)

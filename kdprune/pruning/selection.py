@@ -36,14 +36,21 @@ def select_indices(
     rule: str = "hardest",
     class_balanced: bool = True,
     seed: int = 0,
+    cutoff_scores: np.ndarray | None = None,
     **settings,
 ) -> np.ndarray:
     """Sorted indices of the kept samples. `settings`: rule parameters (e.g. center=0.5); `seed`
-    drives rules that sample."""
+    drives rules that sample. `cutoff_scores`: for a rule that first drops suspect samples (ccs),
+    the score that decides which (higher = more suspect; None: `scores` itself). A rule sees
+    `keep` and `cutoff_scores` (indexed like `scores`) among its settings."""
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
     scores, labels = np.asarray(scores), np.asarray(labels)
+    cutoff_scores = scores if cutoff_scores is None else np.asarray(cutoff_scores)
+    if cutoff_scores.shape != scores.shape:
+        raise ValueError(f"cutoff scores have shape {cutoff_scores.shape}, the scores {scores.shape}")
     pick = RULES.get(rule)
+    settings = {**settings, "keep": keep, "cutoff_scores": cutoff_scores}
     groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if class_balanced else [np.arange(len(scores))]
     rng = np.random.default_rng(seed)
     kept = []
@@ -54,24 +61,38 @@ def select_indices(
     return np.sort(np.concatenate(kept))
 
 
+def cutoff_ratio(table: list[dict], keep: float) -> float:
+    """CCS's cutoff ratio at a keep fraction, from `selection.ccs_cutoff` ({keep, ratio} entries by
+    increasing keep): linear in keep between the two neighbouring entries, and the nearest entry's
+    ratio below the first or above the last."""
+    keeps = [float(row["keep"]) for row in table]
+    ratios = [float(row["ratio"]) for row in table]
+    if keeps != sorted(set(keeps)):
+        raise ValueError(f"ccs_cutoff keep fractions must be strictly increasing, got {keeps}")
+    return float(np.interp(keep, keeps, ratios))
+
+
 def keep_ccs(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: dict, rng) -> np.ndarray:
-    """Coverage-centric coreset selection (Zheng et al., ICLR 2023), on any score. 1) Drop the
-    hardest floor(`ccs_hard_cutoff` * n) samples of the group (default 0.1; the paper tunes this
-    beta per dataset and keep fraction). 2) Split [min, max] of the remaining scores into
-    `ccs_strata` (default 50, as the original) equal-width strata; the maximum falls in the last.
-    3) Allocate k: visit the non-empty strata from fewest to most samples (ties: lower scores
-    first) and give each min(its size, remaining budget // strata not yet visited); this spends
-    exactly k whenever k <= the remaining samples. 4) Draw each stratum's share uniformly without
-    replacement with `rng`. When k exceeds what survives the cutoff, everything that survived is
-    kept and the rest comes from the pruned hardest samples, easiest of them first."""
-    cutoff = float(settings.get("ccs_hard_cutoff", 0.1))
-    n_strata = int(settings.get("ccs_strata", 50))
-    if not 0.0 <= cutoff < 1.0 or n_strata < 1:
-        raise ValueError(f"ccs needs 0 <= ccs_hard_cutoff < 1 and ccs_strata >= 1, got {cutoff}, {n_strata}")
-    n_pool = len(order) - int(cutoff * len(order))
+    """Coverage-centric coreset selection (Zheng et al., ICLR 2023). 1) Drop the floor(beta * n)
+    samples of the group with the highest cutoff score (`settings["cutoff_scores"]`: -AUM by
+    default, the authors' mislabel cutoff), beta = cutoff_ratio(`ccs_cutoff`, keep). 2) Split
+    [min, max] of the survivors' scores into `ccs_strata` equal-width strata; the maximum falls in
+    the last. 3) Allocate k: visit the non-empty strata from fewest to most samples (ties: lower
+    scores first) and give each min(its size, remaining budget // strata not yet visited); this
+    spends exactly k whenever k <= the survivors. 4) Draw each stratum's share uniformly without
+    replacement with `rng`. When k exceeds the survivors, all of them are kept and the rest comes
+    from the cut samples, least suspect first."""
+    beta = cutoff_ratio(settings["ccs_cutoff"], settings["keep"])
+    n_strata = int(settings["ccs_strata"])
+    if not 0.0 <= beta < 1.0 or n_strata < 1:
+        raise ValueError(f"ccs needs a cutoff ratio in [0, 1) and ccs_strata >= 1, got {beta}, {n_strata}")
+    suspect = np.argsort(settings["cutoff_scores"][order], kind="stable")  # positions in `order`, least suspect first
+    n_pool = len(order) - int(beta * len(order))
     if k >= n_pool:
-        return order[:k]
-    pool, scores = order[:n_pool], np.asarray(sorted_scores[:n_pool], dtype=np.float64)
+        return order[suspect[:k]]
+    survives = np.zeros(len(order), dtype=bool)
+    survives[suspect[:n_pool]] = True
+    pool, scores = order[survives], np.asarray(sorted_scores[survives], dtype=np.float64)  # still sorted
     width = (scores[-1] - scores[0]) / n_strata
     if width > 0:
         strata = np.minimum(((scores - scores[0]) / width).astype(np.int64), n_strata - 1)

@@ -3,12 +3,14 @@ stacked network, each into its own run folder."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
-from kdprune.files import save_torch
-from kdprune.jobs.runners import load_teacher, run_seeds, run_training
+from kdprune.data.images import load_dataset
+from kdprune.files import save_npz, save_torch
+from kdprune.jobs.runners import _subset, load_teacher, run_seeds, run_training
 from kdprune.models import create_model
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -140,3 +142,25 @@ def test_a_job_scheduled_with_other_settings_than_the_plan_stops_with_one_line(t
     ]
     unknown = subprocess.run([*args[:8], "digits/teachers/nope"], cwd=tmp_path, capture_output=True, text=True)
     assert unknown.returncode == 2 and "no teacher job 'digits/teachers/nope' in the smoke plan" in unknown.stderr
+
+
+def test_a_ccs_student_cuts_by_its_cutoff_score_file(tmp_path):
+    """The student reads the cutoff score file beside its selection score file (before: only one file,
+    cut by the selection score). Scores and cutoff: each sample's index; the cutoff marks the first
+    samples of every class instead of the hardest by the selection score."""
+    labels = load_dataset("digits").y_train.numpy()
+    n = len(labels)
+    rank_in_class = np.zeros(n)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        rank_in_class[members] = np.arange(len(members))
+    selection, cutoff = tmp_path / "forgetting.npz", tmp_path / "aum.npz"
+    save_npz(selection, scores=rank_in_class, labels=labels)
+    save_npz(cutoff, scores=-rank_in_class, labels=labels)  # the first samples of a class are the most suspect
+    ccs = {**spec(0, keep=0.1), "selection_method": "ccs_forgetting", "selection_rule": "ccs"}
+    data = load_dataset("digits")
+    kept = _subset(ccs, data, selection, cutoff, torch.device("cpu"), quiet)
+    cut_per_class = {c: int(0.3 * (labels == c).sum()) for c in np.unique(labels)}  # keep 0.1: ratio 0.3
+    assert all(rank_in_class[i] >= cut_per_class[labels[i]] for i in kept)
+    by_selection = _subset(ccs, data, selection, None, torch.device("cpu"), quiet)
+    assert any(rank_in_class[i] < cut_per_class[labels[i]] for i in by_selection)  # cut by itself, the first survive

@@ -122,6 +122,16 @@ def test_a_users_own_paper_file_runs_beside_p1(tmp_path):
         ("claims.P1-C1.experiment", "nope", "claims.P1-C1.experiment = 'nope' is not allowed: unknown experiment; allowed: p1_kd_vs_ce"),
         ("preset", "huge", "preset = 'huge' is not allowed: one of smoke, small, subset, paper"),
         ("papers", ["P9"], "papers: 'P9' is not allowed: no file"),
+        # recording scores have nothing to record without a trained epoch (0 = at initialisation)
+        ("scores.forgetting.epoch", 0, "scores.forgetting.epoch = 0 is not allowed: score forgetting records training dynamics"),
+        ("scores.aum.epoch", 0, "scores.aum.epoch = 0 is not allowed: score aum records training dynamics"),
+        ("scores.ccs.cutoff_score", "aum2", "scores.ccs.cutoff_score = 'aum2' is not allowed: unknown pruning method"),
+        (
+            "selection.ccs_cutoff",
+            [{"keep": 0.3, "ratio": 0.1}, {"keep": 0.1, "ratio": 0.3}],
+            "selection.ccs_cutoff = [0.3, 0.1] is not allowed: keep fractions must be strictly increasing",
+        ),
+        ("selection.ccs_cutoff", [{"keep": 0.1, "ratio": 1.0}], "selection.ccs_cutoff[0].ratio = 1.0 is not allowed: a cutoff ratio in [0, 1)"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(path, value, expected):
@@ -185,3 +195,11 @@ def test_recipe_defaults_in_the_schema_are_the_training_loops():
     schema_defaults = {k: v["default"] for k, v in schema()["$defs"]["recipe"]["properties"].items() if "default" in v}
     loop_defaults = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in dataclasses.fields(Recipe) if f.name != "epochs"}
     assert schema_defaults == loop_defaults
+
+
+def test_a_ccs_method_without_a_cutoff_score_is_refused():
+    msg = error_of(BASE, {"scores": {"ccs": {"score": "aum", "cutoff_score": None}}})
+    assert "scores.ccs.cutoff_score" in msg
+    bad = {k: v for k, v in BASE["scores"]["ccs"].items() if k != "cutoff_score"}
+    raw = {**BASE, "scores": {**BASE["scores"], "ccs": bad}}
+    assert "config: scores.ccs.cutoff_score is missing: rule ccs (experiments.p1_kd_vs_ce)" in error_of(raw)

@@ -102,3 +102,24 @@ def test_the_planning_layer_imports_no_torch_pandas_or_scipy():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ccs_plans_its_cutoff_score_beside_its_selection_score_once():
+    """CCS stratified over forgetting but cut by AUM: the student reads both score files, and the
+    AUM score job that the shipped `ccs` also reads is planned once."""
+    cfg = load(ROOT / "config.yaml")
+    cfg["scores"]["ccs_forgetting"] = {"score": "forgetting", "cutoff_score": "aum", "rule": "ccs"}
+    exp = {"paper": "T", "student": ["resnet8"], "selection": ["ccs", "ccs_forgetting"], "keep": [0.2], "seed": [0], "loss": {"ce": {}}}
+    plan = Plan(normalise({**cfg, "experiments": {"e": exp}, "claims": {}}))
+    assert sorted(s.path for s in plan.grid.scores) == ["digits/scores/aum-s0.npz", "digits/scores/forgetting-s0.npz"]
+    by_method = {s.selection_method: s for s in plan.grid.students}
+    assert by_method["ccs"].cutoff is None  # cut by the score it selects by: one file
+    assert by_method["ccs_forgetting"].cutoff.method == "aum"
+    group = by_method["ccs_forgetting"].group_dir
+    assert plan.inputs("student", group) == {
+        "scores": ["results/smoke/digits/scores/forgetting-s0.npz"],
+        "cutoff_scores": ["results/smoke/digits/scores/aum-s0.npz"],
+    }
+    (spec,) = plan.spec("student", group)
+    assert spec["cutoff_spec"]["method"] == "aum" and spec["score_spec"]["method"] == "forgetting"
+    assert "cutoff_spec" not in plan.spec("student", by_method["ccs"].group_dir)[0]

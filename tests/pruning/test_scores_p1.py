@@ -9,11 +9,12 @@ import torch.nn.functional as F
 
 from kdprune.data.images import Normalizer, load_dataset
 from kdprune.models import create_model
+from kdprune.plan.config import fill_defaults, schema
 from kdprune.pruning import SCORES
 from kdprune.pruning.forgetting import AccuracyRecorder, forgetting_counts
 from kdprune.pruning.grand import last_layer_grad_norms, per_sample_grad_norms
 from kdprune.pruning.moderate import distances_to_class_median
-from kdprune.pruning.selection import RULES, select_indices
+from kdprune.pruning.selection import RULES, cutoff_ratio, select_indices
 from kdprune.train.loop import seed_everything
 
 CPU = torch.device("cpu")
@@ -221,7 +222,13 @@ def test_moderate_puts_flipped_digits_far_from_their_class_median():
     """A digit given the wrong label sits with its true class in feature space: far from the
     median of the class it is labelled with."""
     data, flipped = _flipped_digits()
-    settings = {"arch": "resnet8", "epoch": 3, "rule": "medium", "recipe": {"epochs": 10, "batch_size": 64, "lr": 0.05, "schedule": "cosine"}}
+    settings = {
+        "arch": "resnet8",
+        "runs": 1,
+        "epoch": 3,
+        "rule": "medium",
+        "recipe": {"epochs": 10, "batch_size": 64, "lr": 0.05, "schedule": "cosine"},
+    }
     scores = SCORES.get("moderate")(data, settings, seed=0, device=CPU, log=QUIET)
     assert scores.shape == (len(data.y_train),) and (scores >= 0).all()
     rank = _ranks(scores)[flipped]
@@ -233,8 +240,15 @@ def test_moderate_puts_flipped_digits_far_from_their_class_median():
 # ---------------------------------------------------------------- CCS
 
 
-def _ccs(scores, k, seed=0, **settings):
+# the `selection:` settings every run gets by default (the schema's defaults)
+SELECTION = fill_defaults({}, schema()["properties"]["selection"], schema())
+
+
+def _ccs(scores, k, seed=0, cutoff=0.1, strata=50, cutoff_scores=None):
+    """The rule on one group, with a fixed cutoff ratio, cutting by `cutoff_scores` (default: `scores`)."""
     order = np.argsort(scores, kind="stable")
+    settings = {"ccs_cutoff": [{"keep": 1.0, "ratio": cutoff}], "ccs_strata": strata, "keep": k / len(scores)}
+    settings["cutoff_scores"] = scores if cutoff_scores is None else cutoff_scores
     return RULES.get("ccs")(order, scores[order], k, settings, np.random.default_rng(seed))
 
 
@@ -244,7 +258,7 @@ def _ccs(scores, k, seed=0, **settings):
 def test_ccs_returns_exactly_k_distinct_and_never_the_cut_hardest(n, k, cutoff, strata):
     rng = np.random.default_rng(n + k)
     scores = rng.exponential(size=n) ** 2  # skewed: many empty strata at the top
-    kept = _ccs(scores, k, ccs_hard_cutoff=cutoff, ccs_strata=strata)
+    kept = _ccs(scores, k, cutoff=cutoff, strata=strata)
     assert len(kept) == k == len(set(kept.tolist()))
     hardest = set(np.argsort(scores, kind="stable")[n - int(cutoff * n) :].tolist())
     assert not hardest & set(kept.tolist())
@@ -253,7 +267,7 @@ def test_ccs_returns_exactly_k_distinct_and_never_the_cut_hardest(n, k, cutoff, 
 def test_ccs_allocation_known_answer_and_coverage():
     # 3 strata of width 1 on [0, 3]: sizes 50 (low), 10 (middle), 3 (high: 2.2, 2.5 and the max 3.0)
     scores = np.concatenate([np.linspace(0.0, 0.9, 50), np.linspace(1.1, 1.9, 10), [2.2, 2.5, 3.0]])
-    kept = _ccs(scores, 12, ccs_hard_cutoff=0.0, ccs_strata=3)
+    kept = _ccs(scores, 12, cutoff=0.0, strata=3)
     per_stratum = np.bincount(np.minimum(scores[kept].astype(int), 2), minlength=3)
     # fewest first: high (3) gets min(3, 12 // 3) = 3; middle min(10, 9 // 2) = 4; low the last 5
     assert per_stratum.tolist() == [5, 4, 3]
@@ -284,11 +298,46 @@ def test_ccs_defaults_determinism_and_fill_from_the_cut():
 def test_ccs_through_select_indices_is_class_balanced_and_seeded():
     labels = np.repeat([0, 1, 2], [50, 100, 150])
     scores = np.random.default_rng(0).random(300)
-    kept = select_indices(scores, labels, 0.3, "ccs", seed=4, ccs_hard_cutoff=0.2, ccs_strata=10, center=0.5)
+    kept = select_indices(scores, labels, 0.3, "ccs", seed=4, ccs_cutoff=[{"keep": 0.5, "ratio": 0.2}], ccs_strata=10, center=0.5)
     assert np.bincount(labels[kept]).tolist() == [15, 30, 45]
     for c in range(3):
         members = np.flatnonzero(labels == c)
         cut = members[np.argsort(scores[members], kind="stable")][len(members) - int(0.2 * len(members)) :]
         assert not set(cut.tolist()) & set(kept.tolist())
-    assert np.array_equal(kept, select_indices(scores, labels, 0.3, "ccs", seed=4, ccs_hard_cutoff=0.2, ccs_strata=10))
-    assert len(select_indices(scores, labels, 1.0, "ccs", seed=4)) == 300
+    assert np.array_equal(kept, select_indices(scores, labels, 0.3, "ccs", seed=4, ccs_cutoff=[{"keep": 0.5, "ratio": 0.2}], ccs_strata=10))
+    assert len(select_indices(scores, labels, 1.0, "ccs", seed=4, **SELECTION)) == 300
+
+
+def test_ccs_cuts_by_the_cutoff_score_and_stratifies_the_selection_score():
+    """The authors drop the lowest-AUM samples whatever score they stratify over: a sample hardest by
+    the selection score survives unless the cutoff score marks it (before: cut by the selection score)."""
+    scores = np.arange(100, dtype=float)  # sample i has selection score i: 90..99 are the hardest
+    suspect = np.zeros(100)
+    suspect[:10] = 1.0  # the cutoff score marks the 10 easiest by selection score instead
+    kept = _ccs(scores, 90, cutoff=0.1, cutoff_scores=suspect)
+    assert sorted(kept.tolist()) == list(range(10, 100))
+    kept = _ccs(scores, 30, cutoff=0.1, strata=3, cutoff_scores=suspect)
+    assert not set(kept.tolist()) & set(range(10)) and set(kept.tolist()) & set(range(90, 100))
+    # strata over the survivors' selection scores [10, 99]: three strata of 30 samples, 10 drawn from each
+    assert np.bincount(np.minimum((scores[kept] - 10) // 30, 2).astype(int)).tolist() == [10, 10, 10]
+    # beyond the survivors, the least suspect of the cut come first
+    suspect[:10] = np.arange(10, 0, -1)  # sample 9 is the least suspect of the cut
+    assert sorted(_ccs(scores, 91, cutoff=0.1, cutoff_scores=suspect).tolist()) == list(range(9, 100))
+
+
+def test_ccs_cutoff_ratio_follows_the_table_linearly_in_keep():
+    table = [{"keep": 0.1, "ratio": 0.3}, {"keep": 0.2, "ratio": 0.1}, {"keep": 0.5, "ratio": 0.0}]
+    assert cutoff_ratio(table, 0.1) == pytest.approx(0.3)
+    assert cutoff_ratio(table, 0.15) == pytest.approx(0.2)  # halfway between 0.3 and 0.1
+    assert cutoff_ratio(table, 0.35) == pytest.approx(0.05)
+    assert cutoff_ratio(table, 0.05) == pytest.approx(0.3) and cutoff_ratio(table, 0.9) == 0.0  # the nearest entry outside
+    with pytest.raises(ValueError, match="strictly increasing"):
+        cutoff_ratio(table[::-1], 0.2)
+    # through select_indices with the schema's default table: keep 0.1 cuts 30% of every class by the cutoff score
+    labels = np.repeat([0, 1], 100)
+    scores = np.random.default_rng(1).random(200)
+    suspect = np.tile(np.arange(100.0), 2)  # in each class, samples 70..99 of the class are the most suspect
+    kept = select_indices(scores, labels, 0.1, "ccs", seed=0, cutoff_scores=suspect, **SELECTION)
+    assert len(kept) == 20 and np.all(kept % 100 < 70)
+    kept = select_indices(scores, labels, 0.69, "ccs", seed=0, cutoff_scores=suspect, **{**SELECTION, "ccs_cutoff": [{"keep": 0.7, "ratio": 0.3}]})
+    assert len(kept) == round(0.69 * 200) and np.all(kept % 100 < 70)

@@ -1,0 +1,94 @@
+"""The training runs behind the scores: K runs of the method's `arch` on the FULL training set with its
+`recipe`, run k seeded `seed * 1000 + k` (so two scores with equal arch, recipe and epoch follow
+the same trajectories), each stopped after `epoch` epochs of the full-length schedule.
+
+`epoch` means the same for every score: absent (None) = the whole schedule; 0 = at
+initialisation, no training (fit() itself would read stop_epoch 0 as "no early stop", so it is not
+called); n = after n epochs. Scores recorded during training (forgetting, AUM) need at least one
+epoch; their declaration says so (`min_epoch=1` in kdprune/pruning/__init__.py), checked with the
+config.
+
+`PresentationRecorder` is the base of the `on_batch` hooks that record per-presentation training
+dynamics: it checks that every (sample, epoch) presentation was seen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from kdprune.losses import make_loss
+from kdprune.models import create_model
+from kdprune.train.accel import Accel
+from kdprune.train.loop import Recipe, fit, planned_passes, seed_everything
+
+
+def trained_epochs(settings: dict, n: int) -> int:
+    """Epochs each run trains: `epoch` (0 = none) capped by the recipe's passes, or all of them."""
+    passes = planned_passes(Recipe.from_dict(settings["recipe"]), n, n)
+    epoch = settings.get("epoch")
+    return passes if epoch is None else min(int(epoch), passes)
+
+
+def as_device(device) -> torch.device:
+    return torch.device(device) if device is not None else torch.device("cpu")
+
+
+def score_runs(
+    data,
+    settings: dict,
+    seed: int,
+    device,
+    log,
+    name: str,
+    accel: Accel = Accel(),
+    recorder: Callable[[int, int], Callable] | None = None,
+) -> Iterator[tuple[torch.nn.Module, Callable | None]]:
+    """Yield (model, hook) after each of the `runs` training runs, the model on `device` in eval
+    mode. `recorder(n_samples, epochs)` makes a fresh `on_batch` hook per run (None: no hook)."""
+    device = as_device(device)
+    n = len(data.y_train)
+    recipe = Recipe.from_dict(settings["recipe"])
+    epochs = trained_epochs(settings, n)
+    runs = int(settings["runs"])
+    for k in range(runs):
+        run_seed = seed * 1000 + k
+        seed_everything(run_seed, device)
+        model = create_model(settings["arch"], data.num_classes, data.channels)
+        hook = recorder(n, epochs) if recorder is not None else None
+        if epochs > 0:
+            fit(
+                model,
+                data,
+                np.arange(n),
+                recipe,
+                make_loss("ce"),
+                seed=run_seed,
+                device=device,
+                accel=accel,
+                stop_epoch=epochs,
+                label=f"{name} run {k + 1}/{runs}",
+                log=log,
+                on_batch=hook,
+            )
+        yield model.to(device).eval(), hook
+
+
+class PresentationRecorder:
+    """Base of the `on_batch` hooks of training-dynamics scores: every sample is presented once per
+    epoch, and `check()` refuses a record with a missing (sample, epoch) presentation."""
+
+    def __init__(self, n_samples: int, epochs: int):
+        if epochs < 1:
+            raise ValueError(f"{type(self).__name__} records training dynamics: it needs at least one epoch, got {epochs}")
+        self.seen = np.zeros((n_samples, epochs), dtype=bool)
+
+    def mark(self, epoch: int, sample_indices: torch.Tensor) -> np.ndarray:
+        idx = sample_indices.cpu().numpy()
+        self.seen[idx, epoch] = True
+        return idx
+
+    def check(self, what: str) -> None:
+        if not self.seen.all():
+            raise RuntimeError(f"{what}: {(~self.seen).sum()} (sample, epoch) presentations were never recorded")
