@@ -20,6 +20,8 @@ include: "workflow/rules/report.smk"
 localrules:
     all_figures,
     runs_table,
+    claim_runs,
+    replicates,
     all_runs,
     claim,
     figure,

@@ -33,15 +33,33 @@ def cmd_runs(args) -> None:
     from kdprune.report.runs import write_runs_table
 
     plan = Plan.read(args.plan)
-    paths = plan.experiment_metrics(args.experiment) if args.experiment else plan.all_metrics()
+    if args.claim:  # a claim's runs after `round` rounds of adaptive replicates
+        from kdprune.report.replicates import added_metrics
+
+        decisions = [Path(plan.decision_file(args.claim, r)) for r in range(1, args.round + 1)]
+        paths = plan.experiment_metrics(plan.cfg["claims"][args.claim]["experiment"]) + added_metrics(decisions)
+    else:
+        paths = plan.experiment_metrics(args.experiment) if args.experiment else plan.all_metrics()
     write_runs_table([Path(p) for p in paths], Path(args.out), preset=plan.preset)
+
+
+def cmd_replicates(args) -> None:
+    import pandas as pd
+
+    from kdprune.plan import Plan
+    from kdprune.report.replicates import decide_round_files
+
+    plan = Plan.read(args.plan)
+    decision = decide_round_files(plan.claim_spec(args.claim), Path(args.runs), pd.DataFrame(plan.claim_pool(args.claim)), args.round, Path(args.out))
+    print(f"{args.claim} round {args.round}: {len(decision['unresolved_cells'])} unresolved cells, {len(decision['metrics'])} runs to add")
 
 
 def cmd_claim(args) -> None:
     from kdprune.plan import Plan
     from kdprune.report.verdicts import evaluate_claim_files
 
-    evaluate_claim_files(Plan.read(args.plan).claim_spec(args.claim), Path(args.runs), Path(args.table), Path(args.verdict))
+    runs, *decisions = map(Path, args.runs)
+    evaluate_claim_files(Plan.read(args.plan).claim_spec(args.claim), runs, Path(args.table), Path(args.verdict), decisions)
 
 
 def cmd_figure(args) -> None:
@@ -128,13 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("runs", help="collect metrics.json files into the runs table")
     p.add_argument("--plan", required=True)
     p.add_argument("--experiment", help="one experiment's runs (default: every run, teachers too)")
+    p.add_argument("--claim", help="a claim's runs: its experiment's first round plus what --round rounds added")
+    p.add_argument("--round", type=int, default=0, help="with --claim: rounds of adaptive replicates to include")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("replicates", help="one round of a claim's adaptive replicates: which runs to add")
+    p.add_argument("--plan", required=True)
+    p.add_argument("--claim", required=True)
+    p.add_argument("--round", type=int, required=True, help="the round (1, 2, ...)")
+    p.add_argument("--runs", required=True, help="the claim's runs table after the previous rounds")
+    p.add_argument("--out", required=True, help="the round's decision .json")
+    p.set_defaults(func=cmd_replicates)
 
     p = sub.add_parser("claim", help="evaluate one claim on a runs table")
     p.add_argument("--plan", required=True)
     p.add_argument("--claim", required=True, help="the claim id, e.g. P1-C1")
-    p.add_argument("--runs", required=True)
+    p.add_argument("--runs", required=True, nargs="+", help="the runs table, then the claim's adaptive-replicate round files in order")
     p.add_argument("--table", required=True, help="comparison table .csv (a .md is written beside it)")
     p.add_argument("--verdict", required=True, help="verdict .json")
     p.set_defaults(func=cmd_claim)

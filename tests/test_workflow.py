@@ -6,6 +6,7 @@ import re
 
 import pandas as pd
 import pytest
+import yaml
 from workflow_helpers import only_p1_c1, snakemake
 
 
@@ -221,3 +222,31 @@ def test_stacked_seeds_through_the_workflow(workflow_dir):
     assert sorted(students.seed) == [0, 0, 1, 1] and students.subset_size.nunique() == 1
     logs = list((workflow_dir / "results/smoke/digits/students").rglob("train-s0-1.log"))
     assert len(logs) == 2 and all("(stacked)" in log.read_text() for log in logs)
+
+
+@pytest.mark.workflow
+def test_adaptive_replicates_add_seeds_in_rounds(workflow_dir):
+    """A claim with replicates {min: 2, max: 3}: the first round trains 2 seeds; the checkpoint
+    finds the cell unresolved (2 seeds cannot resolve it), the next round trains seed 2 for that
+    cell's runs only, and the verdict is decided on 3 seeds with the rounds in the ledger."""
+    only_p1_c1(
+        workflow_dir,
+        {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.3, 1.0], "loss": {"ce": {}, "kd": {}}, "seed": [0, 1]},
+        recipes={"teacher": {"epochs": 2}, "student": {"epochs": 2}, "score": {"epochs": 2}},
+    )
+    paper_file = workflow_dir / "workflow/papers/P1.yaml"
+    paper = yaml.safe_load(paper_file.read_text())
+    paper["claims"]["P1-C1"]["replicates"] = {"min": 2, "max": 3, "rounds": 2}
+    paper_file.write_text(yaml.safe_dump(paper, sort_keys=False))
+    dry = snakemake(workflow_dir, "-n", "paper_figures/smoke/claims.md")
+    assert dry.returncode == 0 and "may add seeds" in dry.stdout + dry.stderr, dry.stderr[-2000:]
+    out = snakemake(workflow_dir, "--cores", "2", "paper_figures/smoke/claims.md")
+    assert out.returncode == 0, out.stderr[-3000:]
+    round1 = json.loads((workflow_dir / "results/smoke/replicates/P1-C1/round1.json").read_text())
+    assert round1["unresolved_cells"] and all("keep0.3" in p and "/s2/" in p for p in round1["metrics"])  # the keep-1.0 cell is not tested
+    round2 = json.loads((workflow_dir / "results/smoke/replicates/P1-C1/round2.json").read_text())
+    assert round2["done"] and round2["metrics"] == []  # at max: nothing more to add
+    verdict = json.loads((workflow_dir / "results/smoke/claims/P1/P1-C1.json").read_text())
+    assert [c["n_pairs"] for c in verdict["cells"]] == [3] and verdict["replicates"]["rounds_run"][0]["runs_added"] == len(round1["metrics"])
+    assert not list((workflow_dir / "results/smoke/digits/students/resnet8-student/full").rglob("s2"))  # no seed 2 outside the cell
+    assert "Adaptive (min 2, max 3 seeds" in (workflow_dir / "paper_figures/smoke/claims.md").read_text()

@@ -90,6 +90,17 @@ class Plan:
     def experiment_metrics(self, experiment: str) -> list[str]:
         return [f"{self.results}/{job.dir}/metrics.json" for job in self.grid.experiments[experiment]]
 
+    def claim_pool(self, claim_id: str) -> list[dict]:
+        """Every run a claim's experiment may have, first round and later ones: its axes, seed,
+        run folder and metrics file (adaptive replicates choose from these)."""
+        name = self.cfg["claims"][claim_id]["experiment"]
+        jobs = dict.fromkeys([*self.grid.experiments[name], *self.grid.replicates[name]])
+        return [{**j.axes(), "run_dir": f"{self.results}/{j.dir}", "metrics": f"{self.results}/{j.dir}/metrics.json"} for j in jobs]
+
+    def decision_file(self, claim_id: str, round_no: int) -> str:
+        """Round `round_no`'s decision of a claim's adaptive replicates (a Snakemake checkpoint)."""
+        return f"{self.results}/replicates/{claim_id}/round{round_no}.json"
+
     def all_metrics(self) -> list[str]:
         return [f"{self.results}/{job.dir}/metrics.json" for job in [*self.grid.teachers, *self.grid.students]]
 

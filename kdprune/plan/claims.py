@@ -29,4 +29,5 @@ def claim_spec(cfg: dict, claim_id: str) -> dict:
             setting[name] = sorted({*setting.get(name, []), *values})
     defaults = schema()["$defs"]["experiment"]["properties"]  # teacher_keep, label_noise: shown when not the default
     setting.update({axis: exp[axis] for axis in ("teacher_keep", "label_noise") if exp[axis] != defaults[axis]["default"]})
-    return {"id": claim_id, **claim, "preset": cfg["preset"], "evidence": cfg["evidence"], "setting": setting}
+    pool = {"seed_pool": exp["seed"] + exp["replicate_seeds"]} if claim.get("replicates") else {}
+    return {"id": claim_id, **claim, "preset": cfg["preset"], "evidence": cfg["evidence"], "setting": setting, **pool}

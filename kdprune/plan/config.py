@@ -172,6 +172,8 @@ def _deref(node: dict, root: dict) -> dict:
 def fill_defaults(value: Any, node: dict, root: dict) -> Any:
     """`value` with every missing property that has a schema `default:` filled in, recursively."""
     node = _deref(node, root)
+    if isinstance(value, dict) and "oneOf" in node:  # `{...} or null`: the mapping's alternative
+        node = next((alt for alt in map(lambda a: _deref(a, root), node["oneOf"]) if alt.get("type") == "object"), node)
     if isinstance(value, dict):
         out = dict(value)
         props = node.get("properties", {})
@@ -192,13 +194,30 @@ def fill_defaults(value: Any, node: dict, root: dict) -> Any:
 def normalise(cfg: dict) -> dict:
     cfg = fill_defaults(cfg, schema(), schema())
     top_level = {"dataset": [cfg["dataset"]], "seed": cfg["seeds"], "teacher_recipe": cfg["teacher_recipe"]}
+    for claim in cfg["claims"].values():
+        claim.setdefault("replicates", copy.deepcopy(cfg["replicates"]))
     for name, exp in cfg["experiments"].items():
         for axis, value in top_level.items():
             exp.setdefault(axis, copy.deepcopy(value))
+        _replicate_seeds(exp, [c["replicates"] for c in cfg["claims"].values() if c["experiment"] == name and c.get("replicates")])
         if exp["replicate"] == "auto":
             tests = [c["test"] for c in cfg["claims"].values() if c["experiment"] == name]
             exp["replicate"] = "chain" if any(TEACHER_AXES & axes_of_test(t) for t in tests) else "student"
     return cfg
+
+
+def _replicate_seeds(exp: dict, replicates: list[dict]) -> None:
+    """Adaptive replicates (docs/verdicts.md): the first round trains the first `min` seeds (the
+    largest min of the experiment's claims) of the experiment's seed list, continued with the next
+    integers; later rounds may add the others, up to the largest `max`."""
+    exp["replicate_seeds"] = []
+    if not replicates:
+        return
+    first, most = max(r["min"] for r in replicates), max(r["max"] for r in replicates)
+    pool = list(exp["seed"])
+    while len(pool) < most:
+        pool.append(max(pool) + 1)
+    exp["seed"], exp["replicate_seeds"] = pool[:first], pool[first:most]
 
 
 # A claim whose test varies one of these compares teachers: its replicates must redo the teacher.
@@ -270,6 +289,13 @@ def check_names(cfg: dict) -> None:
 
         return test
 
+    def at_least(low, what):
+        def test(value):
+            if value < low:
+                raise ValueError(f"must be at least {what} ({low})")
+
+        return test
+
     def increasing(what):
         def test(values):
             if values != sorted(set(values)):
@@ -335,3 +361,5 @@ def check_names(cfg: dict) -> None:
         check(f"claims.{cname}.test.rule", claim["test"]["rule"], registered(VERDICT_RULES))
         if "figure" in claim:
             check(f"claims.{cname}.figure", claim["figure"], registered(FIGURES))
+        if claim.get("replicates"):
+            check(f"claims.{cname}.replicates.max", claim["replicates"]["max"], at_least(claim["replicates"]["min"], "replicates.min"))

@@ -150,7 +150,7 @@ def _score_job(cfg: dict, dataset: str, method: str, seed: int) -> ScoreJob:
     return ScoreJob(dataset, score, seed, teacher)
 
 
-def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
+def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
     axes = itertools.product(
         exp["dataset"],
         exp["label_noise"],
@@ -160,7 +160,7 @@ def _students(cfg: dict, exp: dict) -> Iterator[StudentJob]:
         exp["selection_rule"],
         exp["keep"],
         exp["loss"].items(),
-        exp["seed"],
+        seeds,
     )
     for dataset, noise, arch, recipe, method, rule, keep, (loss_name, params), seed in axes:
         dataset = f"{dataset}+noise{noise:g}" if noise > 0 else dataset
@@ -197,24 +197,42 @@ def dedupe(jobs) -> list:
 
 @dataclass
 class Grid:
-    experiments: dict[str, list[StudentJob]]
+    experiments: dict[str, list[StudentJob]]  # the first round: every experiment's `seed` list
+    replicates: dict[str, list[StudentJob]]  # the seeds adaptive replicates may add (`replicate_seeds`), one run each
 
     @classmethod
     def from_config(cls, cfg: dict) -> Grid:
-        return cls({name: dedupe(_students(cfg, exp)) for name, exp in cfg["experiments"].items()})
+        exps = cfg["experiments"].items()
+        return cls(
+            {name: dedupe(_students(cfg, exp, exp["seed"])) for name, exp in exps},
+            {name: dedupe(_students(cfg, exp, exp["replicate_seeds"])) for name, exp in exps},
+        )
 
     @property
     def students(self) -> list[StudentJob]:
         return dedupe(itertools.chain.from_iterable(self.experiments.values()))
 
     @property
+    def replicate_students(self) -> list[StudentJob]:
+        return [s for s in dedupe(itertools.chain.from_iterable(self.replicates.values())) if s not in set(self.students)]
+
+    @property
     def scores(self) -> list[ScoreJob]:
-        return dedupe(job for s in self.students for job in (s.score, s.cutoff) if job is not None)
+        return _scores_of(self.students)
 
     @property
     def teachers(self) -> list[TeacherJob]:
-        upstream = [s.teacher for s in self.students] + [s.teacher for s in self.scores]
-        return dedupe(t for t in upstream if t is not None)
+        return _teachers_of(self.students)
+
+    @property
+    def every_score(self) -> list[ScoreJob]:
+        """The scores of the first round and of every seed a later round may add (by key: each is
+        trained only when a job asks for it)."""
+        return _scores_of([*self.students, *self.replicate_students])
+
+    @property
+    def every_teacher(self) -> list[TeacherJob]:
+        return _teachers_of([*self.students, *self.replicate_students])
 
     @property
     def seed_groups(self) -> dict[str, list[StudentJob]]:
@@ -224,3 +242,12 @@ class Grid:
         for s in self.students:
             out.setdefault(s.group_dir, []).append(s)
         return {group: sorted(jobs, key=lambda j: j.seed) for group, jobs in out.items()}
+
+
+def _scores_of(students: list[StudentJob]) -> list[ScoreJob]:
+    return dedupe(job for s in students for job in (s.score, s.cutoff) if job is not None)
+
+
+def _teachers_of(students: list[StudentJob]) -> list[TeacherJob]:
+    upstream = [s.teacher for s in students] + [s.teacher for s in _scores_of(students)]
+    return dedupe(t for t in upstream if t is not None)

@@ -126,7 +126,7 @@ JOB_KINDS: Registry = Registry("job kind")
 JOB_KINDS.register("teacher")(
     JobKind(
         name="teacher",
-        jobs=lambda cfg, grid: {t.dir: t for t in grid.teachers},
+        jobs=lambda cfg, grid: {t.dir: t for t in grid.every_teacher},
         spec=teacher_spec,
         inputs=lambda cfg, t: {},
         outputs=lambda cfg, t: {"model": f"{t.dir}/model.pt", "metrics": f"{t.dir}/metrics.json"},
@@ -136,7 +136,7 @@ JOB_KINDS.register("teacher")(
 JOB_KINDS.register("teacher_views")(
     JobKind(
         name="teacher_views",
-        jobs=lambda cfg, grid: {t.dir: t for t in grid.teachers if has_views(cfg, t)},
+        jobs=lambda cfg, grid: {t.dir: t for t in grid.every_teacher if has_views(cfg, t)},
         spec=teacher_spec,
         inputs=lambda cfg, t: {"model": f"{t.dir}/model.pt"},
         outputs=lambda cfg, t: {"views": f"{t.dir}/views.pt", "meta": f"{t.dir}/views.json"},
@@ -146,7 +146,7 @@ JOB_KINDS.register("teacher_views")(
 JOB_KINDS.register("score")(
     JobKind(
         name="score",
-        jobs=lambda cfg, grid: {s.path: s for s in grid.scores},
+        jobs=lambda cfg, grid: {s.path: s for s in grid.every_score},
         spec=score_spec,
         inputs=lambda cfg, s: {"teacher": f"{s.teacher.dir}/model.pt"} if s.teacher else {},
         outputs=lambda cfg, s: {"scores": s.path, "meta": s.path.removesuffix(".npz") + ".json"},
@@ -157,10 +157,12 @@ JOB_KINDS.register("score")(
 
 def _student_jobs(cfg: dict, grid: Grid) -> dict[str, list[StudentJob]]:
     """The seeds of a grid point (its seed group) in one job, keyed by the group's folder; with
-    `stack_seeds: off` one job per run, keyed by the run's folder."""
+    `stack_seeds: off` one job per run, keyed by the run's folder. A seed an adaptive round adds
+    is one job, keyed by its run folder (rounds add a few seeds to a few cells)."""
+    added = {s.dir: [s] for s in grid.replicate_students}
     if cfg["stack_seeds"] == "off":
-        return {s.dir: [s] for s in grid.students}
-    return grid.seed_groups
+        return {s.dir: [s] for s in grid.students} | added
+    return grid.seed_groups | added
 
 
 JOB_KINDS.register("student")(

@@ -91,7 +91,7 @@ def _markdown(verdicts: list[dict]) -> str:
             f"keep {', '.join(f'{k:g}' for k in s['keep'])}; student epochs {', '.join(map(str, s['student_epochs']))} "
             f"({', '.join(s['budget'])} budget); seeds {', '.join(map(str, s['seeds']))}" + (f"; {extra_axes}" if extra_axes else "") + ".",
             "",
-            f"**Replicates.** {_replicates(s)}",
+            f"**Replicates.** {_replicates(s)}" + (f" {_adaptive(v['replicates'])}" if v.get("replicates") else ""),
             "",
             f"**Test.** `{v['rule']}` on {v['metric']} ({test}); {100 * v['confidence']:g}% t-intervals over replicates, the spread "
             f"floored at the binomial test-set error; a cell is better by its own one-sided test at {50 * (1 - v['confidence']):g}%, "
@@ -115,6 +115,15 @@ def _replicates(setting: dict) -> str:
             "conditional on that teacher; teacher-to-teacher variation is not in the intervals."
         )
     return "each seed s trains scores s and student s (no teacher)."
+
+
+def _adaptive(r: dict) -> str:
+    rounds = "; ".join(f"round {d['round']}: {d['cells']} unresolved cells, {d['runs_added']} runs added" for d in r["rounds_run"])
+    return (
+        f"Adaptive (min {r['min']}, max {r['max']} seeds, at most {r['rounds']} rounds): {rounds or 'no round ran'}. "
+        f"Runs used: {r['runs_used']} ({r['seconds_used'] / 3600:.2f} h of training) against {r['runs_at_max']} "
+        f"({r['seconds_at_max'] / 3600:.2f} h, estimated) for {r['max']} seeds everywhere; `n_pairs` is each cell's replicates."
+    )
 
 
 def write_ledger(verdict_paths: list[Path], out_dir: Path) -> None:

@@ -29,6 +29,7 @@ STAT_ORDER = [
     "control_std",
     "n_control",
     "diff",
+    "threshold",
     "ci_low",
     "ci_high",
     "sd",
@@ -41,7 +42,7 @@ STAT_ORDER = [
     "p_below_holm",
     "status",
 ]
-POINT_COLUMNS = ("diff", "ci_low", "ci_high", "sd", "sd_floor", "mde", "slope", "fade", "fade_ci_low", "fade_ci_high")
+POINT_COLUMNS = ("diff", "threshold", "ci_low", "ci_high", "sd", "sd_floor", "mde", "slope", "fade", "fade_ci_low", "fade_ci_high")
 
 
 def in_points(table: pd.DataFrame) -> pd.DataFrame:

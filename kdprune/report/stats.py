@@ -44,7 +44,7 @@ def contrast(values: Sequence[float], threshold: float, confidence: float, floor
     the reverse. With fewer than two replicates, or no spread and no floor, nothing is decided."""
     values = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = len(values)
-    out = {"diff": values.mean() if n else math.nan, "n_pairs": n, "sd": values.std(ddof=1) if n > 1 else math.nan}
+    out = {"diff": values.mean() if n else math.nan, "threshold": threshold, "n_pairs": n, "sd": values.std(ddof=1) if n > 1 else math.nan}
     out |= {"sd_floor": floor_sd, "ci_low": math.nan, "ci_high": math.nan, "p_above": math.nan, "p_below": math.nan, "mde": math.nan}
     sd = max(out["sd"], floor_sd) if n > 1 else math.nan
     if n < 2 or not sd > 0:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kdprune.files import atomic_path, write_json, write_text
+from kdprune.files import atomic_path, read_json, write_json, write_text
 from kdprune.report import VERDICT_RULES
 from kdprune.report.markdown import format_markdown_table, in_points
 from kdprune.report.runs import ce_as_alpha_zero, read_runs_table, with_full_data_in_every_selection
@@ -340,8 +340,15 @@ def evaluate_claim(spec: dict, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return table, result
 
 
-def evaluate_claim_files(spec: dict, runs_path: Path, table_csv: Path, verdict_json: Path) -> dict:
-    table, result = evaluate_claim(spec, read_runs_table(runs_path))
+def evaluate_claim_files(spec: dict, runs_path: Path, table_csv: Path, verdict_json: Path, decisions: list[Path] = ()) -> dict:
+    """The claim's table (.csv, .md in points) and verdict (.json); `decisions`: its adaptive
+    replicates' round files, summarised in the verdict (kdprune.report.replicates)."""
+    runs = read_runs_table(runs_path)
+    table, result = evaluate_claim(spec, runs)
+    if spec.get("replicates"):
+        from kdprune.report.replicates import summary
+
+        result["replicates"] = summary(spec, [read_json(p) for p in decisions], runs)
     with atomic_path(table_csv) as tmp:
         table.to_csv(tmp, index=False)
     title = f"# {spec['id']} ({spec['paper']}): `{spec['test']['rule']}` on {spec['test']['metric']}\n\n{spec['statement']}\n\n"

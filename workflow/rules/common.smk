@@ -1,7 +1,11 @@
 # Config -> plan -> the jobs of the workflow. Everything here is kdprune.plan, which imports neither
 # torch nor pandas: every job on a cluster parses this file again, so it must stay cheap.
+import json
 import re
+import sys
 from pathlib import Path
+
+from snakemake.exceptions import IncompleteCheckpointException
 
 from kdprune.plan import Plan
 from kdprune.plan.config import ConfigError, resolve
@@ -43,6 +47,7 @@ wildcard_constraints:
     experiment=r"[^/]+",
     paper=r"[^/]+",
     claim=r"[^/]+",
+    round=r"[0-9]+",
 
 
 def inputs_of(kind, key_of):
@@ -92,5 +97,41 @@ def student_outputs(seeds):
     return {f"{kind}_s{seed}": f"{RESULTS}/{{group}}/s{seed}/{kind}.{ext}" for seed in seeds for kind, ext in (("model", "pt"), ("metrics", "json"))}
 
 
-def claim_runs(wildcards):
-    return f"{RESULTS}/runs/{CFG['claims'][wildcards.claim]['experiment']}.csv"
+def claim_metrics(claim, rounds):
+    """A claim's runs after `rounds` rounds of adaptive replicates: its experiment's first round
+    plus the runs each round's decision (a checkpoint) added."""
+    paths = PLAN.experiment_metrics(CFG["claims"][claim]["experiment"])
+    for r in range(1, rounds + 1):
+        paths += json.loads(Path(checkpoints.replicates.get(claim=claim, round=r).output[0]).read_text())["metrics"]
+    return paths
+
+
+def replicate_rounds(claim):
+    """The claim's round decisions, up to the first that adds nothing. Snakemake evaluates each
+    checkpoint before it asks for the next, so a dry run shows the first round only: say so."""
+    files = []
+    while not files or not json.loads(Path(files[-1]).read_text())["done"]:
+        try:
+            files.append(checkpoints.replicates.get(claim=claim, round=len(files) + 1).output[0])
+        except IncompleteCheckpointException:
+            if claim not in ANNOUNCED:
+                ANNOUNCED.add(claim)
+                print(
+                    f"kdprune: {claim} has adaptive replicates: round {len(files) + 1} is decided from the runs so far "
+                    "and may add seeds (docs/verdicts.md)",
+                    file=sys.stderr,
+                )
+            raise
+    return files
+
+
+ANNOUNCED = set()
+
+
+def claim_inputs(wildcards):
+    """The runs table a claim is decided on, and its round decisions when it has adaptive replicates."""
+    claim = CFG["claims"][wildcards.claim]
+    if not claim.get("replicates"):
+        return {"runs": f"{RESULTS}/runs/{claim['experiment']}.csv", "decisions": []}
+    decisions = replicate_rounds(wildcards.claim)
+    return {"runs": f"{RESULTS}/runs/claims/{wildcards.claim}/round{len(decisions) - 1}.csv", "decisions": decisions}

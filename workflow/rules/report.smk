@@ -28,9 +28,39 @@ rule all_runs:
         f"python -m kdprune runs --plan {PLAN.plan_file} --out {{output:q}} > {{log:q}} 2>&1"
 
 
+rule claim_runs:
+    input:
+        lambda w: claim_metrics(w.claim, int(w.round)),
+    output:
+        f"{RESULTS}/runs/claims/{{claim}}/round{{round}}.csv",
+    log:
+        f"{RESULTS}/logs/runs_table/{{claim}}-round{{round}}.log",
+    conda:
+        "../envs/kdprune.yaml"
+    shell:
+        f"python -m kdprune runs --plan {PLAN.plan_file} --claim {{wildcards.claim}} --round {{wildcards.round}} --out {{output:q}} > {{log:q}} 2>&1"
+
+
+# Adaptive replicates: after each round, which cells are unresolved and which runs to add.
+checkpoint replicates:
+    input:
+        lambda w: f"{RESULTS}/runs/claims/{w.claim}/round{int(w.round) - 1}.csv",
+    output:
+        f"{RESULTS}/replicates/{{claim}}/round{{round}}.json",
+    log:
+        f"{RESULTS}/logs/replicates/{{claim}}-round{{round}}.log",
+    conda:
+        "../envs/kdprune.yaml"
+    params:
+        settings=lambda w: PLAN.claim_settings(w.claim),
+    shell:
+        f"python -m kdprune replicates --plan {PLAN.plan_file} --claim {{wildcards.claim}} --round {{wildcards.round}} "
+        "--runs {input:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule claim:
     input:
-        runs=claim_runs,
+        unpack(claim_inputs),
     output:
         table=report(f"{FIGURES}/{{paper}}/{{claim}}.csv", category="{paper}", subcategory="{claim}", caption="../report/claim_table.rst"),
         markdown=f"{FIGURES}/{{paper}}/{{claim}}.md",
@@ -42,13 +72,15 @@ rule claim:
     params:
         settings=lambda w: PLAN.claim_settings(w.claim),
     shell:
-        f"python -m kdprune claim --plan {PLAN.plan_file} --claim {{wildcards.claim}} --runs {{input.runs:q}} "
-        "--table {output.table:q} --verdict {output.verdict:q} > {log:q} 2>&1"
+        # {input}: the runs table, then the round decisions (named inputs are not known in a dry run
+        # until the checkpoints ran)
+        f"python -m kdprune claim --plan {PLAN.plan_file} --claim {{wildcards.claim}} --table {{output.table:q}} "
+        "--verdict {output.verdict:q} --runs {input:q} > {log:q} 2>&1"
 
 
 rule figure:
     input:
-        runs=claim_runs,
+        runs=lambda w: claim_inputs(w)["runs"],
     output:
         report(f"{FIGURES}/{{paper}}/{{claim}}.png", category="{paper}", subcategory="{claim}", caption="../report/claim_figure.rst"),
     log:
@@ -58,7 +90,7 @@ rule figure:
     params:
         settings=lambda w: PLAN.claim_settings(w.claim),
     shell:
-        f"python -m kdprune figure --plan {PLAN.plan_file} --claim {{wildcards.claim}} --runs {{input.runs:q}} --out {{output:q}} > {{log:q}} 2>&1"
+        f"python -m kdprune figure --plan {PLAN.plan_file} --claim {{wildcards.claim}} --runs {{input:q}} --out {{output:q}} > {{log:q}} 2>&1"
 
 
 rule ledger:

@@ -78,8 +78,34 @@ for _seeds in SEED_LISTS:
             f"{RUN} student {ON_PLAN} --key {{wildcards.group:q}} --settings {{params.settings}} > {{log:q}} 2>&1"
 
 
-# Profiles give resources and threads by rule name: the rules of other seed lists get those of
-# `student` (already merged from default-resources, set-resources and set-threads).
-for _seeds in SEED_LISTS:
-    if seed_rule_name(_seeds) != "student":
-        workflow.get_rule(seed_rule_name(_seeds)).resources = workflow.get_rule("student").resources.copy()
+# A seed that an adaptive-replicates round adds (docs/verdicts.md) is one job, keyed by its run
+# folder; the seed-list rules above keep the first round's runs (ruleorder), this one the rest.
+if CFG["stack_seeds"] != "off" and PLAN.grid.replicate_students:
+
+    rule student_replicate:
+        input:
+            unpack(inputs_of("student", lambda w: w.run)),
+        output:
+            model=f"{RESULTS}/{{run}}/model.pt",
+            metrics=f"{RESULTS}/{{run}}/metrics.json",
+        log:
+            f"{RESULTS}/{{run}}/train.log",
+        wildcard_constraints:
+            run=r"[^/]+/students/.+/s[0-9]+",
+        conda:
+            "../envs/kdprune.yaml"
+        threads: 1
+        params:
+            settings=settings_of("student", lambda w: w.run),
+        shell:
+            f"{RUN} student {ON_PLAN} --key {{wildcards.run:q}} --settings {{params.settings}} > {{log:q}} 2>&1"
+
+    for _seeds in SEED_LISTS:
+        workflow.ruleorder(seed_rule_name(_seeds), "student_replicate")
+
+
+# Profiles give resources and threads by rule name: the rules of other seed lists, and of added
+# seeds, get those of `student` (already merged from default-resources, set-resources and set-threads).
+for _name in [seed_rule_name(s) for s in SEED_LISTS] + ["student_replicate"]:
+    if _name != "student" and workflow.is_rule(_name):
+        workflow.get_rule(_name).resources = workflow.get_rule("student").resources.copy()

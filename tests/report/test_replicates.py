@@ -1,0 +1,73 @@
+"""Adaptive replicates (kdprune/report/replicates.py): a round adds seeds to the runs of the
+unresolved cells only, as many as their observed spread asks for, within `max`."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from kdprune.report.replicates import next_round, runs_of_cell, summary
+
+TEST = {"rule": "improves_everywhere", "metric": "final_acc", "treatment": {"loss": "kd"}, "control": {"loss": "ce"}, "cells": ["keep"]}
+TEST |= {"confidence": 0.95, "margin": 0.0}
+
+
+def pool(seeds=range(10)):
+    rows = []
+    for keep, loss, seed in itertools.product([0.1, 0.5], ["ce", "kd"], seeds):
+        run = f"results/p/d/students/{loss}/keep{keep}/s{seed}"
+        rows.append({"keep": keep, "loss": loss, "seed": seed, "run_dir": run, "metrics": f"{run}/metrics.json"})
+    return pd.DataFrame(rows)
+
+
+def runs(effect: dict, noise: dict, seeds=range(3)):
+    rng = np.random.default_rng(3)
+    df = pool(seeds)
+    df["final_acc"] = [0.6 + (effect[k] if loss == "kd" else 0) + rng.normal(0, noise[k]) for k, loss in zip(df["keep"], df["loss"])]
+    return df.assign(n_test=10_000, wall_seconds=10.0)
+
+
+def spec(max_=10, rounds=3):
+    return {"id": "X-C1", "test": TEST, "replicates": {"min": 3, "max": max_, "rounds": rounds}, "seed_pool": list(range(10))}
+
+
+def test_a_round_adds_seeds_to_the_unresolved_cell_only():
+    # keep 0.1: a clear 5-point effect (resolved); keep 0.5: 1 point in 1-point noise (unresolved)
+    table = runs({0.1: 0.05, 0.5: 0.01}, {0.1: 0.001, 0.5: 0.01})
+    decision = next_round(spec(), table, pool(), 1)
+    (cell,) = decision["unresolved_cells"]
+    assert cell["cell"] == {"keep": 0.5} and cell["n"] == 3 and cell["target"] > 3
+    added = pool().set_index("metrics").loc[decision["metrics"]]
+    assert set(added["keep"]) == {0.5} and set(added["loss"]) == {"ce", "kd"}  # treatment and control of that cell
+    assert sorted(set(added["seed"])) == list(range(3, cell["target"]))  # the next seeds of the pool, up to the target
+    assert not decision["done"]
+
+
+def test_the_maximum_and_the_round_limit_stop_the_rounds():
+    table = runs({0.1: 0.0, 0.5: 0.0}, {0.1: 0.01, 0.5: 0.01})  # effects on the threshold: infinitely many seeds
+    decision = next_round(spec(max_=5), table, pool(), 1)
+    assert {c["target"] for c in decision["unresolved_cells"]} == {5}
+    assert set(pool().set_index("metrics").loc[decision["metrics"], "seed"]) == {3, 4}
+    at_max = runs({0.1: 0.0, 0.5: 0.0}, {0.1: 0.01, 0.5: 0.01}, seeds=range(5))
+    assert next_round(spec(max_=5), at_max, pool(), 2)["done"]
+    assert next_round(spec(rounds=1), table, pool(), 2)["done"]  # round 2 of a one-round claim adds nothing
+
+
+def test_a_resolved_claim_is_done_after_its_first_round():
+    decision = next_round(spec(), runs({0.1: 0.05, 0.5: 0.05}, {0.1: 0.001, 0.5: 0.001}), pool(), 1)
+    assert decision["done"] and decision["unresolved_cells"] == [] and decision["verdict_before"] == "supported"
+
+
+def test_each_of_cells_add_the_treatment_and_that_control_only():
+    df = pd.DataFrame(
+        [{"selection": s, "keep": 0.1, "loss": "kd", "seed": 0, "run_dir": s, "metrics": s} for s in ("random", "el2n", "grand", "full")]
+    )
+    test = {"rule": "matches_or_beats", "treatment": {"selection": "random"}, "control": {"selection": {"not": ["random", "full"]}}}
+    test |= {"control_each_of": "selection", "cells": ["keep"]}
+    assert sorted(runs_of_cell(df, test, {"keep": 0.1, "control_selection": "grand"})["selection"]) == ["grand", "random"]
+
+
+def test_the_summary_compares_with_max_seeds_everywhere():
+    table = runs({0.1: 0.05, 0.5: 0.01}, {0.1: 0.001, 0.5: 0.01})
+    s = summary(spec(), [{"round": 1, "unresolved_cells": [{}], "metrics": ["a", "b"]}], table)
+    assert s["runs_used"] == 12 and s["runs_at_max"] == 4 * 10 and s["seconds_at_max"] == 400.0 and s["seconds_used"] == 120.0
