@@ -122,6 +122,12 @@ def test_a_users_own_paper_file_runs_beside_p1(tmp_path):
         ("claims.P1-C1.experiment", "nope", "claims.P1-C1.experiment = 'nope' is not allowed: unknown experiment; allowed: p1_kd_vs_ce"),
         ("preset", "huge", "preset = 'huge' is not allowed: one of smoke, small, subset, paper"),
         ("papers", ["P9"], "papers: 'P9' is not allowed: no file"),
+        (
+            "augmentation.padding_mode",
+            "zeros",
+            "augmentation.padding_mode = 'zeros' is not allowed: unknown padding mode; allowed: constant, edge, reflect",
+        ),
+        ("augmentation.npz.padding", -1, "augmentation.npz.padding = -1 is not allowed: a crop padding in pixels >= 0 (0: no crop)"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(path, value, expected):
