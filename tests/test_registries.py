@@ -25,12 +25,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdprune.data import DATASETS, MODIFIERS, DatasetMissing, dataset_slug, split_spec
+from kdprune.data import DATASETS, MODIFIERS, DatasetMissing, augmentation_of, dataset_slug, split_spec
 from kdprune.data.images import ImageData, load_dataset
 from kdprune.losses import LOSSES, make_loss
 from kdprune.models import MODELS, create_model
 from kdprune.plan import Plan
-from kdprune.plan.config import load, schema
+from kdprune.plan.config import load, schema, schema_default
 from kdprune.plan.kinds import JOB_KINDS, JobKind
 from kdprune.pruning import RULES, SCORES
 from kdprune.pruning.selection import select_indices
@@ -59,7 +59,7 @@ REGISTRIES: dict[str, Registry] = {
 }
 # Declaration metadata the package reads; any other key would be a typo that nothing ever reads.
 KNOWN_META = {
-    "DATASETS": {"geometry", "streamed", "needs_argument"},
+    "DATASETS": {"geometry", "augmentation", "streamed", "needs_argument"},
     "LOSSES": {"needs_teacher", "same_as"},
     "SCORES": {"min_epoch"},
     "RULES": {"needs_cutoff"},
@@ -149,7 +149,7 @@ def check_image_data(data, streamed: bool) -> None:
     assert isinstance(data.classes, list) and all(isinstance(c, str) for c in data.classes)
     assert 0 <= int(data.y_train.min()) and int(data.y_train.max()) < data.num_classes
     assert 0 <= int(data.y_test.min()) and int(data.y_test.max()) < data.num_classes
-    assert data.channels in (1, 3) and data.image_size > 0 and isinstance(data.hflip, bool)
+    assert data.channels in (1, 3) and data.image_size > 0
     if streamed:
         assert hasattr(data, "train_batches") and hasattr(data, "eval_batches")
         return
@@ -161,7 +161,7 @@ def check_image_data(data, streamed: bool) -> None:
 
 def same_data(a, b) -> bool:
     tensors = [n for n in ("x_train", "y_train", "x_test", "y_test") if hasattr(a, n)]
-    return all(torch.equal(getattr(a, n), getattr(b, n)) for n in tensors) and a.classes == b.classes and a.hflip == b.hflip
+    return all(torch.equal(getattr(a, n), getattr(b, n)) for n in tensors) and a.classes == b.classes and a.augmentation == b.augmentation
 
 
 @pytest.mark.parametrize("name", DATASETS.names())
@@ -169,13 +169,19 @@ def test_dataset_declaration(name):
     meta = DATASETS.meta(name)
     for flag in ("streamed", "needs_argument"):
         assert isinstance(meta.get(flag, False), bool)
-    if "geometry" in meta:  # (training images, image size, mirrored images keep their class)
+    if "geometry" in meta:  # (training images, image size)
         geometry = meta["geometry"]
-        assert isinstance(geometry, tuple) and len(geometry) == 3
-        n, size, hflip = geometry
-        assert isinstance(n, int) and n > 0 and isinstance(size, int) and size > 0 and isinstance(hflip, bool)
-    else:  # the cost estimate (report.compute.dataset_geometry) then reads the file the argument names
+        assert isinstance(geometry, tuple) and len(geometry) == 2
+        n, size = geometry
+        assert isinstance(n, int) and n > 0 and isinstance(size, int) and size > 0
+    else:  # the cost estimate (report.compute.training_images) then reads the file the argument names
         assert meta.get("needs_argument"), f"dataset {name} declares neither geometry nor needs_argument"
+    if not meta.get("streamed"):  # its training views: declared, or (a file) the config's augmentation.<name>
+        augmentation = meta.get("augmentation") or schema_default("augmentation").get(name)
+        assert augmentation, f"dataset {name} declares no augmentation and the schema has no augmentation.{name}"
+        assert set(augmentation) == {"padding", "flip"} and augmentation["padding"] >= 0 and isinstance(augmentation["flip"], bool)
+        if "geometry" in meta:
+            augmentation_of(name).check(name, meta["geometry"][1])  # reflection fits its images
     assert dataset_slug(name) == name and split_spec(name) == (name, "", [])
 
 
@@ -203,7 +209,7 @@ def test_dataset_loads_offline_or_says_where_to_put_it(name, tmp_path):
     check_image_data(data, meta.get("streamed", False))
     assert same_data(data, loader(root, arg, download=False))  # loading is deterministic
     if "geometry" in meta:
-        assert (len(data.y_train), data.image_size, data.hflip) == meta["geometry"]
+        assert (len(data.y_train), data.image_size) == meta["geometry"]
 
 
 @pytest.mark.parametrize("name", [n for n in DATASETS.names() if DATASETS.meta(n).get("needs_argument")])

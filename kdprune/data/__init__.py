@@ -6,14 +6,16 @@ A dataset spec is `name[:argument][+modifier<value>...]`, e.g. `npz:../shared/da
 or `cifar10+noise0.2`. Every loader is `load(data_root, argument, download) -> ImageData`
 (kdprune.data.images); a modifier is `modify(data, value) -> data`.
 
-Declaration metadata: `geometry` = (training images, image size, mirrored images are still images
-of their class) for cost estimates of data that is not on this machine; `streamed` = read from disk
-batch by batch (no view tables, no stacking)."""
+Declaration metadata: `geometry` = (training images, image size) for cost estimates of data that is
+not on this machine; `augmentation` = the training augmentation of an in-memory dataset, {padding:
+crop padding in pixels (0: no crop), flip: random horizontal flips} (see `Augmentation`); `streamed`
+= read from disk batch by batch, augmented as it is read (no view tables, no stacking)."""
 
 from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from kdprune.registry import Registry
@@ -24,12 +26,16 @@ class DatasetMissing(FileNotFoundError):
 
 
 DATASETS: Registry = Registry("dataset")
-DATASETS.declare("digits", "kdprune.data.images:load_digits", geometry=(1_347, 8, False))
+# Augmentation: DeepCore's main.py (PatrickZH/DeepCore, the P1 recipe) augments CIFAR-10/100 with
+# RandomCrop(32, padding=4, padding_mode="reflect") + RandomHorizontalFlip, and nothing else (SVHN:
+# no crop, no flip). Digits: CIFAR's pad-4 scaled to 8x8 images, no flip (a mirrored 2 is no digit).
+# A file (npz:) says nothing about its images: its augmentation is the config's augmentation.npz.
+DATASETS.declare("digits", "kdprune.data.images:load_digits", geometry=(1_347, 8), augmentation={"padding": 1, "flip": False})
 DATASETS.declare("npz", "kdprune.data.images:load_npz", needs_argument=True)
-DATASETS.declare("cifar10", "kdprune.data.images:load_cifar10", geometry=(50_000, 32, True))
-DATASETS.declare("cifar100", "kdprune.data.images:load_cifar100", geometry=(50_000, 32, True))
-DATASETS.declare("svhn", "kdprune.data.images:load_svhn", geometry=(73_257, 32, True))
-DATASETS.declare("imagenet", "kdprune.data.folder:load_imagenet", geometry=(1_281_167, 224, True), streamed=True)
+DATASETS.declare("cifar10", "kdprune.data.images:load_cifar10", geometry=(50_000, 32), augmentation={"padding": 4, "flip": True})
+DATASETS.declare("cifar100", "kdprune.data.images:load_cifar100", geometry=(50_000, 32), augmentation={"padding": 4, "flip": True})
+DATASETS.declare("svhn", "kdprune.data.images:load_svhn", geometry=(73_257, 32), augmentation={"padding": 0, "flip": False})
+DATASETS.declare("imagenet", "kdprune.data.folder:load_imagenet", geometry=(1_281_167, 224), streamed=True)  # RandomResizedCrop + flip (folder.py)
 
 # Modifiers after a "+" change a loaded dataset: `cifar10+noise0.2` flips 20% of the training labels.
 MODIFIERS: Registry = Registry("dataset modifier")
@@ -76,6 +82,53 @@ def label_noise_of(spec: str) -> float:
     return dict(split_spec(spec)[2]).get("noise", 0.0)
 
 
-def crop_padding(image_size: int) -> int:
-    """CIFAR's pad-4 crop, scaled with the image: 32 -> 4, 8x8 digits -> 1."""
-    return max(1, image_size // 8)
+# torchvision's padding_mode names (RandomCrop) -> torch.nn.functional.pad's modes.
+PADDING_MODES = {"constant": "constant", "edge": "replicate", "reflect": "reflect"}
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The training augmentation of an in-memory dataset: a random crop of the image padded by
+    `padding` pixels on every side (0: no crop), as torchvision's RandomCrop(size, padding,
+    padding_mode=`padding_mode`) draws it ("constant" pads with zeros), then a random horizontal flip
+    when `flip`. Teachers, scores and students train on these views; a teacher's view table holds
+    one logit vector per (crop offset, flip)."""
+
+    padding: int
+    flip: bool
+    padding_mode: str
+
+    @property
+    def view_grid(self) -> tuple[int, int]:
+        """(crop offsets per axis, flips): the shape of a view table's view axes."""
+        return 2 * self.padding + 1, 2 if self.flip else 1
+
+    @property
+    def views(self) -> int:
+        offsets, flips = self.view_grid
+        return offsets * offsets * flips
+
+    def check(self, dataset: str, image_size: int) -> None:
+        """Reflection cannot pad by as much as the image is wide (torch and torchvision refuse)."""
+        if self.padding_mode == "reflect" and self.padding >= image_size:
+            raise ValueError(
+                f"augmentation.padding_mode = 'reflect' is not allowed for dataset {dataset}: its crop padding ({self.padding}) "
+                f"must be smaller than its {image_size}-pixel images; allowed: constant, edge, or a smaller padding"
+            )
+
+
+def augmentation_of(spec: str, settings: dict | None = None) -> Augmentation | None:
+    """The training augmentation of a dataset spec: the crop padding and flip its registry entry
+    declares (a dataset without a declaration, i.e. npz: files, reads `settings[name]`), padded as
+    `settings["padding_mode"]` says. `settings` is the config's `augmentation` (None: its schema
+    defaults). None for streamed datasets, which augment as they read (kdprune.data.folder)."""
+    name = split_spec(spec)[0]
+    meta = DATASETS.meta(name)
+    if meta.get("streamed"):
+        return None
+    if settings is None:
+        from kdprune.plan.config import schema_default  # here: the planning layer imports this module
+
+        settings = schema_default("augmentation")
+    declared = meta.get("augmentation") or settings[name]
+    return Augmentation(declared["padding"], declared["flip"], settings["padding_mode"])

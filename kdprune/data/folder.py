@@ -148,7 +148,6 @@ class FolderData:
 
     crop_size: int = 224
     resize_size: int = 256
-    hflip: bool = True
     channels: int = 3
 
     def __init__(self, name: str, root: Path, *, crop_size: int | None = None, resize_size: int | None = None, num_workers: int | None = None):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdprune.data import DATASETS, MODIFIERS, DatasetMissing, crop_padding, split_spec
+from kdprune.data import DATASETS, MODIFIERS, Augmentation, DatasetMissing, augmentation_of, split_spec
 
 
 @dataclass
@@ -23,7 +23,7 @@ class ImageData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     classes: list[str]
-    hflip: bool = True  # whether mirrored images are still images of their class
+    augmentation: Augmentation | None = None  # training views; load_dataset sets it, training needs it
 
     @property
     def num_classes(self) -> int:
@@ -36,10 +36,6 @@ class ImageData:
     @property
     def image_size(self) -> int:
         return self.x_train.shape[-1]
-
-    @property
-    def crop_padding(self) -> int:
-        return crop_padding(self.image_size)
 
     def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std of the training images in [0, 1] units."""
@@ -99,9 +95,7 @@ def load_digits(data_root: Path, arg: str = "", download: bool = False) -> Image
     x = np.rint(table[:, :-1].reshape(-1, 8, 8) * (255.0 / 16.0)).astype(np.uint8)  # 0..16 grey levels -> uint8
     y = table[:, -1].astype(np.int64)
     test = np.arange(len(y)) % 4 == 0
-    data = _from_nhwc("digits", x[~test], y[~test], x[test], y[test], [str(i) for i in range(10)])
-    data.hflip = False  # a mirrored 2 or 5 is not a digit
-    return data
+    return _from_nhwc("digits", x[~test], y[~test], x[test], y[test], [str(i) for i in range(10)])
 
 
 def load_npz(data_root: Path, arg: str, download: bool = False) -> ImageData:
@@ -187,10 +181,16 @@ def label_noise(data: ImageData, fraction: float) -> ImageData:
     return data
 
 
-def load_dataset(spec: str, data_root: str | Path = "data", download: bool = True) -> ImageData:
-    """Every loader takes (data_root, argument, download); local ones ignore what they do not need."""
+def load_dataset(spec: str, data_root: str | Path = "data", download: bool = True, augmentation: Augmentation | None = None) -> ImageData:
+    """Every loader takes (data_root, argument, download); local ones ignore what they do not need.
+    `augmentation`: the training views (a job's spec has them, resolved from the config); None: the
+    dataset's declared ones under the schema's defaults (kdprune.data.augmentation_of)."""
     name, arg, mods = split_spec(spec)
     data = DATASETS.get(name)(Path(data_root), arg, download=download)
     for mod, value in mods:
         data = MODIFIERS.get(mod)(data, value)
+    augmentation = augmentation or augmentation_of(spec)
+    if augmentation is not None:  # streamed datasets augment as they read
+        augmentation.check(spec, data.image_size)
+        data.augmentation = augmentation
     return data

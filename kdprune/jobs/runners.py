@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kdprune.data import Augmentation
 from kdprune.data.images import load_dataset
 from kdprune.files import save_npz, save_torch, write_json
 from kdprune.losses import make_loss
@@ -67,7 +68,7 @@ def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, tea
     whose settings name a teacher gets the trained teacher as `settings["teacher_model"]`."""
     t0 = time.perf_counter()
     device = pick_device(spec["device"])
-    data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
+    data = load_data(spec)
     accel = resolve_accel(spec["accel"], device)
     settings = {**spec["settings"], **({"teacher_model": load_teacher(teacher_path)} if teacher_path else {})}
     scores = np.asarray(SCORES.get(spec["method"])(data, settings, spec["seed"], device, log, accel=accel), dtype=np.float64)
@@ -93,10 +94,10 @@ def compute_views(spec: dict, teacher_path: Path, out: Path, log: Callable[[str]
     t0 = time.perf_counter()
     device = pick_device(spec["device"])
     accel = resolve_accel(spec["accel"], device)
-    data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
+    data = load_data(spec)
     teacher = load_teacher(teacher_path)
     table = compute_view_logits(teacher, data, device, accel)
-    save_view_logits(out, table, teacher, accel, settings_hash(spec))
+    save_view_logits(out, table, teacher, accel, settings_hash(spec), data.augmentation)
     write_json(
         out.with_suffix(".json"),
         {
@@ -110,6 +111,12 @@ def compute_views(spec: dict, teacher_path: Path, out: Path, log: Callable[[str]
         },
     )
     log(f"[views {spec['arch']}] {tuple(table.shape)} {table.dtype} logits in {time.perf_counter() - t0:.1f}s -> {out}")
+
+
+def load_data(spec: dict):
+    """A job's dataset, with the training augmentation its spec resolved from the config."""
+    augmentation = spec["augmentation"] and Augmentation(**spec["augmentation"])
+    return load_dataset(spec["dataset"], spec["data_root"], spec["download"], augmentation)
 
 
 def load_teacher(path: Path) -> torch.nn.Module:
@@ -158,11 +165,11 @@ def run_seeds(
     cutoff_paths = cutoff_paths or [None] * len(specs)
     device = pick_device(spec["device"])
     accel = resolve_accel(spec["accel"], device)
-    data = load_dataset(spec["dataset"], spec["data_root"], spec["download"])
+    data = load_data(spec)
     subsets = [_subset(s, data, path, cutoff, device, log) for s, path, cutoff in zip(specs, scores_paths, cutoff_paths)]
     loss = make_loss(spec["loss"], **spec["loss_params"])
     needs_teacher = getattr(loss, "needs_teacher", False)
-    views, views_meta = load_view_logits(views_path, device) if needs_teacher and views_path else (None, {})
+    views, views_meta = load_view_logits(views_path, device, data.augmentation) if needs_teacher and views_path else (None, {})
     teacher = load_teacher(teacher_path) if needs_teacher and views is None else None
     teacher_params = views_meta.get("teacher_params") or (sum(p.numel() for p in teacher.parameters()) if teacher else None)
     models = [_fresh_model(s, data, device) for s in specs]

@@ -191,6 +191,12 @@ def fill_defaults(value: Any, node: dict, root: dict) -> Any:
     return value
 
 
+def schema_default(key: str) -> Any:
+    """The default of a top-level key, with its own properties' defaults filled in."""
+    node = schema()["properties"][key]
+    return fill_defaults(copy.deepcopy(node["default"]), node, schema())
+
+
 def normalise(cfg: dict) -> dict:
     cfg = fill_defaults(cfg, schema(), schema())
     top_level = {"dataset": [cfg["dataset"]], "seed": cfg["seeds"], "teacher_recipe": cfg["teacher_recipe"]}
@@ -266,7 +272,7 @@ def check_schema(cfg: dict) -> None:
 
 def check_names(cfg: dict) -> None:
     """Every name against its registry (declarations only: nothing heavy is imported)."""
-    from kdprune.data import check_spec
+    from kdprune.data import PADDING_MODES, check_spec
     from kdprune.losses import LOSSES
     from kdprune.models import MODELS
     from kdprune.pruning import RULES, SCORES
@@ -305,6 +311,7 @@ def check_names(cfg: dict) -> None:
 
     recipes = cfg["recipes"]
     check("dataset", cfg["dataset"], check_spec)
+    check("augmentation.padding_mode", cfg["augmentation"]["padding_mode"], one_of(PADDING_MODES, "padding mode"))
     check("teacher_recipe", cfg["teacher_recipe"], one_of(recipes, "recipe"))
     for name, recipe in recipes.items():
         check(f"recipes.{name}.schedule", recipe["schedule"], registered(SCHEDULES))

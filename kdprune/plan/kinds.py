@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from kdprune.data import dataset_slug, in_memory
+from kdprune.data import augmentation_of, dataset_slug, in_memory
 from kdprune.plan.grid import FULL, Grid, ScoreJob, StudentJob, TeacherJob
 from kdprune.registry import Registry
 
@@ -30,7 +30,16 @@ def settings_hash(settings: dict | list) -> str:
 
 
 def _common(cfg: dict, dataset: str) -> dict:
-    return {"dataset": dataset, "data_root": cfg["data_root"], "download": cfg["download"], "device": cfg["device"], "accel": cfg["accel"]}
+    # The dataset's training views (crop padding, flip, padding mode): a change reruns every job on it.
+    augmentation = augmentation_of(dataset, cfg["augmentation"])
+    return {
+        "dataset": dataset,
+        "data_root": cfg["data_root"],
+        "download": cfg["download"],
+        "device": cfg["device"],
+        "accel": cfg["accel"],
+        "augmentation": augmentation and asdict(augmentation),
+    }
 
 
 def teacher_spec(cfg: dict, job: TeacherJob) -> dict:

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdprune.data import DATASETS, crop_padding, split_spec
+from kdprune.data import DATASETS, augmentation_of, split_spec
 from kdprune.files import atomic_path, read_json, write_text
 from kdprune.plan.grid import Grid
 from kdprune.plan.kinds import has_views
 from kdprune.report.markdown import format_markdown_table
 from kdprune.train.loop import clock
-from kdprune.train.views import view_grid
 
 VIEW_PASS_COST = 1 / 3  # an inference forward costs about a third of a training step (fwd + bwd)
 
@@ -99,18 +98,14 @@ def measured_throughput(runs: pd.DataFrame) -> dict[tuple[str, bool], float]:
 
 
 @functools.cache  # estimate_grid asks once per run; an npz: dataset is loaded once
-def dataset_geometry(dataset: str) -> tuple[int, int]:
-    """(training images, crop/flip views per image: the teacher table's views) of a dataset spec."""
-    geometry = DATASETS.meta(split_spec(dataset)[0]).get("geometry")  # registered sets: from the declaration
+def training_images(dataset: str) -> int:
+    """Training images of a dataset spec: a registered set's declared geometry, else its file's."""
+    geometry = DATASETS.meta(split_spec(dataset)[0]).get("geometry")
     if geometry:
-        n, size, hflip = geometry
-    else:  # npz: and other files: read the data
-        from kdprune.data.images import load_dataset
+        return geometry[0]
+    from kdprune.data.images import load_dataset
 
-        data = load_dataset(dataset, download=False)
-        n, size, hflip = len(data.y_train), data.image_size, data.hflip
-    offsets, flips = view_grid(crop_padding(size), hflip)
-    return n, offsets * offsets * flips
+    return len(load_dataset(dataset, download=False).y_train)
 
 
 def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
@@ -127,13 +122,14 @@ def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
     for name, students in grid.experiments.items():
         paper = paper_of[name]
         for s in students:
-            n, views = dataset_geometry(s.dataset)
+            n = training_images(s.dataset)
             epochs = cfg["recipes"][s.recipe]["epochs"]
             add(paper, "student", s.dir, epochs * round(s.keep * n), s.arch, s.teacher is not None)
             if s.teacher is not None:
                 t = s.teacher
                 add(paper, "teacher", t.dir, cfg["recipes"][t.recipe]["epochs"] * round(t.keep * n), t.arch, False)
                 if has_views(cfg, t):
+                    views = augmentation_of(t.dataset, cfg["augmentation"]).views  # crop offsets x flips
                     add(paper, "teacher views", t.dir + "/views", VIEW_PASS_COST * views * n, t.arch, False)
             if s.score is not None and s.score.method != "random":
                 settings = cfg["scores"][s.score.method]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kdprune.data import augmentation_of
 from kdprune.data.images import ImageData, load_dataset
 from kdprune.losses import make_loss
 from kdprune.models import create_model
@@ -28,7 +29,6 @@ from kdprune.train.accel import Accel, resolve_accel
 from kdprune.train.optim import SGD
 from kdprune.train.stacking import one_network
 from kdprune.train.step import WARMUP_STEPS, ResidentBatches, StepRunner
-from kdprune.train.views import view_grid
 
 
 @dataclass
@@ -43,7 +43,7 @@ def synthetic_cifar(n: int = 50_000, classes: int = 10, seed: int = 0) -> ImageD
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.randint(0, classes, (n,), generator=g)
-    return ImageData("synthetic", x, y, x[:1000], y[:1000], [str(i) for i in range(classes)])
+    return ImageData("synthetic", x, y, x[:1000], y[:1000], [str(i) for i in range(classes)], augmentation_of("cifar10"))
 
 
 def _sync(device: torch.device) -> None:
@@ -88,7 +88,9 @@ def reference_kd(
     import torchvision.transforms as T
 
     mean, std = data.channel_stats()
-    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean.tolist(), std.tolist())])
+    aug = data.augmentation  # the views kdprune's step draws, the torchvision way
+    crop = [T.RandomCrop(data.image_size, padding=aug.padding, padding_mode=aug.padding_mode)] if aug.padding else []
+    transform = T.Compose([*crop, *([T.RandomHorizontalFlip()] if aug.flip else []), T.ToTensor(), T.Normalize(mean.tolist(), std.tolist())])
     dataset = PILImages(data.x_train.permute(0, 2, 3, 1).numpy(), data.y_train.numpy(), transform)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, pin_memory=device.type == "cuda", persistent_workers=workers > 0
@@ -140,7 +142,7 @@ def kdprune_kd(
     accel.prepare(teacher, device).eval()
     table = None
     if views:  # timing only: a table of the right shape and dtype (its values do not change the cost)
-        offsets, flips = view_grid(data.crop_padding, data.hflip)
+        offsets, flips = data.augmentation.view_grid
         dtype = torch.bfloat16 if accel.precision == "bf16" else torch.float32
         table = torch.randn(len(data.y_train), offsets, offsets, flips, data.num_classes, device=device).to(dtype)
     optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
@@ -169,9 +171,10 @@ def view_table_seconds_per_image(teacher_arch: str, data: ImageData, device: tor
     from kdprune.train.views import compute_view_logits
 
     teacher = create_model(teacher_arch, data.num_classes)
-    part = ImageData("part", data.x_train[:n], data.y_train[:n], data.x_test, data.y_test, data.classes)
+    part = ImageData("part", data.x_train[:n], data.y_train[:n], data.x_test, data.y_test, data.classes, data.augmentation)
     if device.type == "cuda":  # cuDNN autotuning and lazy initialisation, outside the timing
-        compute_view_logits(teacher, ImageData("w", part.x_train[:64], part.y_train[:64], data.x_test, data.y_test, data.classes), device, accel)
+        warm = ImageData("w", part.x_train[:64], part.y_train[:64], data.x_test, data.y_test, data.classes, data.augmentation)
+        compute_view_logits(teacher, warm, device, accel)
     _sync(device)
     t0 = time.perf_counter()
     compute_view_logits(teacher, part, device, accel)

@@ -23,15 +23,17 @@ WARMUP_STEPS = 3  # eager steps on a side stream before capture (cuDNN autotunin
 
 class ResidentBatches:
     """In-memory datasets: the uint8 training set is copied to the device once. A batch is packed as
-    one int64 tensor of rows (sample index, crop top, crop left, flip); gather, crop + flip and
-    standardisation run on the device. Views are drawn on the host from the epoch's generator, batch
+    one int64 tensor of rows (sample index, crop top, crop left, flip); gather, crop + flip (the
+    dataset's `augmentation`) and standardisation run on the device. Views are drawn on the host from the epoch's generator, batch
     by batch in a fixed order, so CPU and GPU runs of a seed see identical batches."""
 
     def __init__(self, data, device: torch.device, accel: Accel):
+        if data.augmentation is None:
+            raise ValueError(f"dataset {data.name} has no training augmentation: load it with load_dataset or set its augmentation")
         self.x = data.x_train.to(device)
         self.y = data.y_train.to(device)
         self.normalize = data.normalizer(device)
-        self.padding, self.hflip, self.accel, self.device = data.crop_padding, data.hflip, accel, device
+        self.augmentation, self.accel, self.device = data.augmentation, accel, device
 
     def plan(self, orders: list[torch.Tensor], batches: list[slice], gens: list[torch.Generator]) -> Iterator[tuple[torch.Tensor, tuple]]:
         """The epoch's batches. One order and generator per student of a stack (one for a single
@@ -43,7 +45,7 @@ class ResidentBatches:
             yield row[0], (on_device,)
 
     def _rows(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        top, left, flip = draw_views(len(idx), self.padding, gen, self.hflip)
+        top, left, flip = draw_views(len(idx), self.augmentation, gen)
         return torch.stack([idx, top, left, flip.long()])
 
     @staticmethod
@@ -52,7 +54,7 @@ class ResidentBatches:
 
     def inputs(self, packed: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         idx, top, left, flip = packed[0]
-        x = crop_flip(self.x[idx], top, left, flip.bool(), self.padding)
+        x = crop_flip(self.x[idx], top, left, flip.bool(), self.augmentation)
         return self.accel.images(self.normalize(x)), self.y[idx]
 
     def view_logits(self, views: torch.Tensor, packed: tuple) -> torch.Tensor:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdprune.data import DatasetMissing, check_spec, dataset_slug
+from kdprune.data import Augmentation, DatasetMissing, augmentation_of, check_spec, dataset_slug
 from kdprune.data.images import load_dataset
 
 
@@ -10,7 +10,7 @@ def test_digits_is_a_fixed_grey_split():
     d = load_dataset("digits")
     assert d.x_train.shape == (1347, 1, 8, 8) and d.x_test.shape == (450, 1, 8, 8)
     assert d.x_train.dtype == torch.uint8 and int(d.x_train.max()) == 255
-    assert d.num_classes == 10 and not d.hflip and d.crop_padding == 1
+    assert d.num_classes == 10 and d.augmentation == Augmentation(1, False, "reflect")
     assert torch.equal(load_dataset("digits").y_test, d.y_test)
     from sklearn.datasets import load_digits as sklearn_digits  # the same data as scikit-learn's loader
 
@@ -22,7 +22,7 @@ def test_digits_is_a_fixed_grey_split():
 def test_npz_with_the_shared_cifar_subset(cifar_subset):
     d = load_dataset(f"npz:{cifar_subset}")
     assert d.x_train.shape == (5170, 3, 32, 32) and d.x_test.shape == (1017, 3, 32, 32)
-    assert d.classes[0] == "airplane" and d.num_classes == 10 and d.crop_padding == 4
+    assert d.classes[0] == "airplane" and d.num_classes == 10 and d.augmentation == Augmentation(4, True, "reflect")
     mean, std = d.channel_stats()
     assert 0.4 < mean[0] < 0.55 and 0.2 < std[0] < 0.3  # CIFAR-10's red channel: 0.49, 0.25
 
@@ -115,3 +115,26 @@ def test_label_noise_modifier_flips_a_fixed_fraction_to_other_classes():
 def test_missing_svhn_says_where_to_put_it(tmp_path):
     with pytest.raises(DatasetMissing, match=r"train_32x32.mat and test_32x32.mat not found under .*svhn"):
         load_dataset("svhn", tmp_path, download=False)
+
+
+def test_each_dataset_augments_as_deepcore_does():
+    """DeepCore's main.py: CIFAR-10/100 RandomCrop(32, padding=4, padding_mode="reflect") +
+    RandomHorizontalFlip; SVHN (and every other in-memory set it has) no augmentation at all."""
+    assert augmentation_of("cifar10") == augmentation_of("cifar100+noise0.2") == Augmentation(4, True, "reflect")
+    assert augmentation_of("svhn") == Augmentation(0, False, "reflect")  # no flips, no crops
+    assert augmentation_of("imagenet") is None  # streamed: RandomResizedCrop + flip as it reads
+    zeros = {"padding_mode": "constant", "npz": {"padding": 2, "flip": False}}
+    assert augmentation_of("svhn", zeros) == Augmentation(0, False, "constant")
+    assert augmentation_of("npz:x.npz", zeros) == Augmentation(2, False, "constant")  # npz: from the config
+
+
+def test_reflect_padding_wider_than_the_images_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "small.npz"
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    np.savez(path, x_train=images, y_train=np.arange(6) % 2, x_test=images, y_test=np.arange(6) % 2)
+    with pytest.raises(
+        ValueError, match=r"^augmentation.padding_mode = 'reflect' is not allowed for dataset npz:.*4-pixel images; allowed: constant"
+    ):
+        load_dataset(f"npz:{path}")  # the default npz padding, 4, on 4x4 images
+    assert load_dataset(f"npz:{path}", augmentation=Augmentation(4, True, "constant")).augmentation.padding_mode == "constant"

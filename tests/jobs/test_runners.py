@@ -25,6 +25,7 @@ def spec(seed: int, loss: str = "ce", keep: float = 0.3, epochs: int = 2) -> dic
         "download": False,
         "device": "cpu",
         "accel": "auto",
+        "augmentation": {"padding": 1, "flip": False, "padding_mode": "reflect"},
         "role": "student",
         "arch": "resnet8",
         "selection_method": "random",

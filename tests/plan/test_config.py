@@ -132,6 +132,12 @@ def test_a_users_own_paper_file_runs_beside_p1(tmp_path):
             "selection.ccs_cutoff = [0.3, 0.1] is not allowed: keep fractions must be strictly increasing",
         ),
         ("selection.ccs_cutoff", [{"keep": 0.1, "ratio": 1.0}], "selection.ccs_cutoff[0].ratio = 1.0 is not allowed: a cutoff ratio in [0, 1)"),
+        (
+            "augmentation.padding_mode",
+            "zeros",
+            "augmentation.padding_mode = 'zeros' is not allowed: unknown padding mode; allowed: constant, edge, reflect",
+        ),
+        ("augmentation.npz.padding", -1, "augmentation.npz.padding = -1 is not allowed: a crop padding in pixels >= 0 (0: no crop)"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(path, value, expected):

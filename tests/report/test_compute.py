@@ -74,15 +74,20 @@ def test_bench_runs_every_path_on_the_cpu():
     assert table.count("| resnet8 -> resnet8 |") == 6 and "| 1.00 |" in table
 
 
-def test_view_counts_come_from_each_datasets_geometry():
+def test_view_counts_come_from_each_datasets_augmentation():
     from kdprune.data import DATASETS
     from kdprune.data.images import load_dataset
-    from kdprune.report.compute import dataset_geometry
-    from kdprune.train.views import view_grid
+    from kdprune.models import MODELS
+    from kdprune.report.compute import training_images
 
-    assert dataset_geometry("cifar10") == (50_000, 9 * 9 * 2) and dataset_geometry("cifar100+noise0.2") == (50_000, 162)
-    # the digits declaration's geometry is what the loader gives: 8x8 images, pad-1 crops, no flips
+    assert training_images("cifar10") == training_images("cifar100+noise0.2") == 50_000
+    # the digits declaration's geometry is what the loader gives
     digits = load_dataset("digits")
-    offsets, flips = view_grid(digits.crop_padding, digits.hflip)
-    assert DATASETS.meta("digits")["geometry"] == (len(digits.y_train), digits.image_size, digits.hflip)
-    assert dataset_geometry("digits") == (1347, offsets * offsets * flips) == (1347, 9)
+    assert DATASETS.meta("digits")["geometry"] == (len(digits.y_train), digits.image_size) and training_images("digits") == 1347
+    # a teacher table costs one pass per view: 162 on CIFAR-10, 1 on SVHN (DeepCore: no crop, no flip)
+    measured = pd.DataFrame({"arch": MODELS.names(), "loss": "ce", "train_images_per_s": 1.0})
+    hours = {}
+    for dataset in ("cifar10", "svhn"):
+        est = estimate_grid(load(REPO / "config.yaml", {"preset": "smoke", "dataset": dataset}), measured)
+        hours[dataset] = est[est.role == "teacher views"].hours.sum() / training_images(dataset)
+    assert hours["svhn"] > 0 and hours["cifar10"] == pytest.approx(162 * hours["svhn"])

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kdprune.data import PADDING_MODES, Augmentation, augmentation_of
 from kdprune.data.augment import crop_flip, draw_views
 from kdprune.data.images import ImageData, load_dataset
 from kdprune.losses import make_loss
@@ -14,18 +15,18 @@ from kdprune.models import create_model
 from kdprune.train.accel import Accel, resolve_accel
 from kdprune.train.loop import Recipe, fit, seed_everything
 from kdprune.train.optim import SGD
-from kdprune.train.step import ResidentBatches
-from kdprune.train.views import compute_view_logits, view_grid
+from kdprune.train.step import ResidentBatches, StepRunner
+from kdprune.train.views import compute_view_logits, load_view_logits, save_view_logits
 
 CPU = torch.device("cpu")
 FAST_ON_CPU = Accel(precision="bf16", channels_last=True)  # the fast mode's maths; graphs need CUDA
 
 
-def tiny_data(n: int = 96, size: int = 16, seed: int = 0) -> ImageData:
+def tiny_data(n: int = 96, size: int = 16, seed: int = 0, augmentation: Augmentation = Augmentation(2, True, "reflect")) -> ImageData:
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
-    return ImageData("tiny", x, y, x[:32].clone(), y[:32].clone(), [str(i) for i in range(10)])
+    return ImageData("tiny", x, y, x[:32].clone(), y[:32].clone(), [str(i) for i in range(10)], augmentation)
 
 
 def first_images(path, n_train: int) -> ImageData:
@@ -79,10 +80,10 @@ def test_resident_batches_are_the_host_views_in_order():
     gen = torch.Generator().manual_seed(7)
     normalize = data.normalizer(CPU)
     for (idx, packed), part in zip(got, batches):
-        top, left, flip = draw_views(len(order[part]), data.crop_padding, gen, data.hflip)
+        top, left, flip = draw_views(len(order[part]), data.augmentation, gen)
         x, y = source.inputs(packed)
         assert torch.equal(idx, order[part])
-        torch.testing.assert_close(x, normalize(crop_flip(data.x_train[order[part]], top, left, flip, data.crop_padding)), rtol=0, atol=0)
+        torch.testing.assert_close(x, normalize(crop_flip(data.x_train[order[part]], top, left, flip, data.augmentation)), rtol=0, atol=0)
         assert torch.equal(y, data.y_train[order[part]])
 
 
@@ -141,19 +142,64 @@ def test_fast_path_accuracy_matches_plain_on_the_cifar_subset(cifar_subset):
     assert abs(fast - plain) < 0.03, acc
 
 
-def test_teacher_views_are_the_teachers_forward_for_random_views():
-    data = tiny_data(48)
+@pytest.mark.parametrize("padding_mode", sorted(PADDING_MODES))
+def test_teacher_views_are_the_teachers_forward_for_random_views(padding_mode):
+    data = tiny_data(48, augmentation=Augmentation(2, True, padding_mode))
     torch.manual_seed(0)
     teacher = create_model("resnet8", 10).eval()
     table = compute_view_logits(teacher, data, CPU, batch_size=20)
-    offsets, flips = view_grid(data.crop_padding, data.hflip)
-    assert table.shape == (48, offsets, offsets, flips, 10) and table.dtype == torch.float32
+    assert table.shape == (48, 5, 5, 2, 10) and table.dtype == torch.float32
     g = torch.Generator().manual_seed(3)
     idx = torch.randint(0, 48, (30,), generator=g)
-    top, left, flip = draw_views(30, data.crop_padding, g, data.hflip)
+    top, left, flip = draw_views(30, data.augmentation, g)
     with torch.no_grad():
-        direct = teacher(data.normalizer(CPU)(crop_flip(data.x_train[idx], top, left, flip, data.crop_padding)))
+        direct = teacher(data.normalizer(CPU)(crop_flip(data.x_train[idx], top, left, flip, data.augmentation)))
     torch.testing.assert_close(table[idx, top, left, flip.long()], direct, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding_mode", ["constant", "reflect"])
+def test_a_student_steps_looked_up_teacher_logits_are_the_teachers_forward_on_its_views(padding_mode):
+    """What the KD loss of a real step receives from the view table is the teacher's forward pass on
+    the very images the student sees in that step, under zero and reflect padding."""
+    data = tiny_data(64, augmentation=Augmentation(2, True, padding_mode))
+    torch.manual_seed(0)
+    teacher = create_model("resnet8", 10).eval()
+    table = compute_view_logits(teacher, data, CPU)
+    seen = []
+
+    def objective(logits, y, teacher_logits):
+        seen.append(teacher_logits)
+        return {"ce": F.cross_entropy(logits, y)}
+
+    student = create_model("resnet8", 10)
+    runner = StepRunner(student, objective, SGD(student.parameters(), lr=0.01), Accel(), CPU, teacher_views=table)
+    source = ResidentBatches(data, CPU, Accel())
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(1))
+    for _, packed in source.plan([order], [slice(0, 32), slice(32, 64)], [torch.Generator().manual_seed(5)]):
+        runner.run(source, packed, 32)
+        with torch.no_grad():
+            direct = teacher(source.inputs(packed)[0])
+        torch.testing.assert_close(seen[-1], direct, rtol=1e-5, atol=1e-5)
+        assert packed[0][1:3].any()  # crops were drawn: the test looks past the identity view
+
+
+def test_a_view_table_of_other_views_than_the_student_draws_is_refused(tmp_path):
+    """Same shape, other padding: the lookups would be silently wrong, so loading says so."""
+    teacher = create_model("resnet8", 10)
+    save_view_logits(tmp_path / "views.pt", torch.zeros(4, 9, 9, 2, 10), teacher, Accel(), "h", Augmentation(4, True, "constant"))
+    table, meta = load_view_logits(tmp_path / "views.pt", CPU, Augmentation(4, True, "constant"))
+    assert table.shape == (4, 9, 9, 2, 10) and meta["teacher_hash"] == "h"
+    with pytest.raises(ValueError, match="views of augmentation .*'constant'.*the student draws .*'reflect'"):
+        load_view_logits(tmp_path / "views.pt", CPU, Augmentation(4, True, "reflect"))
+
+
+@pytest.mark.parametrize("dataset,shape", [("cifar10", (9, 9, 2)), ("svhn", (1, 1, 1)), ("digits", (3, 3, 1))])
+def test_the_view_table_has_the_views_of_the_datasets_augmentation(dataset, shape):
+    """DeepCore augments CIFAR with pad-4 crops and flips and SVHN not at all: a SVHN table has one
+    view per image, a CIFAR one 162."""
+    data = tiny_data(8, size=8, augmentation=augmentation_of(dataset))
+    table = compute_view_logits(create_model("resnet8", 10), data, CPU)
+    assert table.shape == (8, *shape, 10)
 
 
 def test_kd_student_with_teacher_views_trains_exactly_as_with_the_teacher():
