@@ -7,7 +7,7 @@ import torch
 
 from kdprune.data.images import load_dataset
 from kdprune.pruning import SCORES
-from kdprune.pruning.aum import MarginRecorder, probability_margins
+from kdprune.pruning.aum import MarginRecorder, logit_margins, probability_margins
 
 CPU = torch.device("cpu")
 QUIET = lambda m: None  # noqa: E731
@@ -18,6 +18,12 @@ def test_probability_margins_known_answer():
     got = probability_margins(logits, torch.tensor([0, 1, 2])).numpy()
     # assigned minus the largest OTHER probability: 0.7 - 0.2, 0.2 - 0.7, 0.8 - 0.1
     assert got == pytest.approx([0.5, -0.5, 0.7])
+
+
+def test_logit_margins_are_pleiss_definition():
+    logits = torch.tensor([[3.0, 1.0, -2.0], [0.5, 2.5, 2.0]])
+    # assigned logit minus the largest other logit: 3 - 1, 0.5 - 2.5
+    assert logit_margins(logits, torch.tensor([0, 0])).numpy() == pytest.approx([2.0, -2.0])
 
 
 def test_margin_recorder_averages_over_epochs_and_refuses_gaps():
