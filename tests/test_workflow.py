@@ -71,17 +71,21 @@ def test_seed_groups_with_other_seed_lists_get_their_own_rule(workflow_dir):
 #               1 teacher (resnet8); scores: 6 (ccs reads aum) x 3 seeds = 18
 #  p1_alpha: (random, el2n at 0.2, full) x 4 alphas (alpha 0 = CE) = 12 per seed -> 36; 1 teacher; 6 scores
 #  p1_label_noise: 2 methods x 2 alphas = 4 per seed -> 12; 1 teacher on the noisy labels; 6 scores
-#  p1_capacity: (random 0.2, full) x 4 teachers = 8 per seed -> 24; 4 teachers; 3 random scores
-#  p1_teacher_data: 3 teacher fractions = 3 per seed -> 9; 3 teachers; 3 random scores
-CLAIM_JOBS = {
-    "P1-C1": (78, 1, 18),
-    "P1-C2": (78, 1, 18),
-    "P1-C3": (78, 1, 18),
-    "P1-C4": (36, 1, 6),
-    "P1-C5": (36, 1, 6),
-    "P1-C5n": (12, 1, 6),
-    "P1-C6": (24, 4, 3),
-    "P1-C7": (9, 3, 3),
+#  p1_capacity: (random 0.2, full) x 4 teachers = 8 per seed -> 24; chained replicates (its claim
+#               tests a teacher property): seed s reads teacher s, 4 x 3 = 12 teachers; 3 random scores
+#  p1_teacher_data: 3 teacher fractions = 3 per seed -> 9; chained: 9 teachers; 3 random scores
+# Student jobs: one per grid point trains its 3 seeds (stack_seeds: auto); a chained grid point has
+# one seed (its own teacher), except the runs it shares with p1_kd_vs_ce (teacher resnet8, seed 0),
+# whose job trains that grid point's 3 seeds.
+CLAIM_JOBS = {  # claim: (student jobs, teachers, score jobs)
+    "P1-C1": (26, 1, 18),
+    "P1-C2": (26, 1, 18),
+    "P1-C3": (26, 1, 18),
+    "P1-C4": (12, 1, 6),
+    "P1-C5": (12, 1, 6),
+    "P1-C5n": (4, 1, 6),
+    "P1-C6": (2 + 22, 12, 3),
+    "P1-C7": (1 + 8, 9, 3),
 }
 
 
@@ -91,20 +95,23 @@ def test_dry_run_of_each_claim_table(workflow_dir, claim):
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout + out.stderr)
     students, teachers, scores = CLAIM_JOBS[claim]
-    # one job per grid point trains its 3 seeds (stack_seeds: auto)
-    assert (counts["student"], counts["teacher"], counts["score"]) == (students // 3, teachers, scores)
+    student_jobs = sum(n for rule, n in counts.items() if rule.startswith("student"))  # student, student_seeds_<list>
+    assert (student_jobs, counts["teacher"], counts["score"]) == (students, teachers, scores)
     assert counts["teacher_views"] == teachers  # every teacher of an in-memory dataset stores its view logits
-    assert counts["claim"] == 1 and counts["runs_table"] == 1 and "ledger" not in counts
+    # P1-C3 has adaptive replicates in smoke: its runs table and its first round's checkpoint
+    tables = {"claim_runs": 1, "replicates": 1} if claim == "P1-C3" else {"runs_table": 1}
+    assert counts["claim"] == 1 and {k: counts.get(k) for k in tables} == tables and "ledger" not in counts
 
 
-@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 132), ("auto", 44)])
+@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 136), ("auto", 64)])
 def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs):
     out = snakemake(workflow_dir, "-n", "-p", "all_figures", "--config", f"stack_seeds={stack_seeds}")
     counts = job_counts(out.stdout + out.stderr)
-    # Shared runs are one run: 78 + 18 (alpha, new) + 12 + 18 (capacity, new) + 6 (teacher data, new) = 132,
-    # in 44 jobs of 3 seeds unless stack_seeds is off
-    assert (counts["student"], counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 7, 24, 8, 8)
-    assert counts["teacher_views"] == 7 and counts["compute"] == 1
+    # Shared runs are one run: 78 + 18 (alpha, new) + 12 + 22 (capacity, new) + 6 (teacher data, new) = 136;
+    # in 64 jobs unless stack_seeds is off: 36 of 3 seeds, 28 chained runs of one seed
+    jobs = sum(n for rule, n in counts.items() if rule.startswith("student"))
+    assert (jobs, counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 19, 24, 8, 8)
+    assert counts["teacher_views"] == 19 and counts["compute"] == 1
     # Specs stay off the command line: each job looks itself up in the plan by kind and key.
     commands = [line for line in (out.stdout + out.stderr).splitlines() if "python -m kdprune" in line]
     assert max(map(len, commands)) < 600 and not (workflow_dir / "results").exists()  # a dry run writes no plan
@@ -138,7 +145,8 @@ def test_smoke_preset_end_to_end(smoke_run):
 
     runs = pd.read_csv(workflow_dir / "results/smoke/runs.csv")
     students, teachers = runs[runs.role == "student"], runs[runs.role == "teacher"]
-    assert len(teachers) == 7 and len(students) == 132
+    # 19 teachers: chained replicates of the two teacher-property experiments (P1-C6, P1-C7)
+    assert len(teachers) == 19 and len(students) == 136
     assert set(students.selection) == {"random", "el2n-hardest", "grand-hardest", "forgetting-hardest", "moderate-medium", "ccs", "full"}
     assert set(students.keep) == {0.2, 0.5, 1.0} and set(students.dataset) == {"digits", "digits+noise0.2"}
     assert students.final_acc.between(0.1, 1.0).all() and (teachers[(teachers.keep == 1.0) & (teachers.dataset == "digits")].final_acc > 0.9).all()
@@ -152,18 +160,26 @@ def test_smoke_preset_end_to_end(smoke_run):
     # CPU: the plain accel mode; every KD student looked its teacher's logits up in the view table
     assert set(runs.precision) == {"fp32"} and not runs.cuda_graphs.any()
     assert students[students.loss == "kd"].teacher_views.all() and not students[students.loss == "ce"].teacher_views.any()
-    # stack_seeds auto on a CPU: each job trained its cell's 3 seeds one after the other
-    assert set(students.stack_mode) == {"sequential"} and set(students.stack_size) == {3} and set(teachers.stack_mode) == {"single"}
+    # stack_seeds auto on a CPU: each job trained its cell's 3 seeds one after the other; a chained
+    # replicate (its own teacher) is a grid point of one seed
+    modes = students.groupby(["stack_mode", "stack_size"]).size().to_dict()
+    assert modes == {("sequential", 3): 108, ("single", 1): 28} and set(teachers.stack_mode) == {"single"}
     compute = pd.read_csv(workflow_dir / "paper_figures/smoke/compute.csv")
     total = compute[compute.role == "all"].iloc[0]
-    assert total.runs == 7 + 7 + 21 + 132 and total.wall_hours > 0 and total.gpu_hours == 0
+    assert total.runs == 19 + 19 + 24 + 136 and total.wall_hours > 0 and total.gpu_hours == 0
     assert set(compute.role) == {"teacher", "teacher views", "score", "student", "all"}
 
     table = pd.read_csv(workflow_dir / "paper_figures/smoke/P1/P1-C1.csv")
-    assert len(table) == 13 and (table.n_pairs == 3).all()  # 6 methods x 2 fractions + full data
+    assert len(table) == 12 and (table.n_pairs == 3).all()  # 6 methods x 2 fractions (the claim is about pruned subsets)
     c1 = students[students.dataset == "digits"]
     kd = c1[
-        (c1.loss == "kd") & (c1.selection == "random") & (c1.keep == 0.2) & (c1.teacher == "resnet8") & (c1.alpha == 0.9) & (c1.teacher_keep == 1.0)
+        (c1.loss == "kd")
+        & (c1.selection == "random")
+        & (c1.keep == 0.2)
+        & (c1.teacher == "resnet8")
+        & (c1.alpha == 0.9)
+        & (c1.teacher_keep == 1.0)
+        & (c1.teacher_seed == 0)
     ]
     row = table[(table.selection == "random") & (table.keep == 0.2)].iloc[0]
     assert len(kd) == 3 and row.treatment_mean == pytest.approx(kd.final_acc.mean())
@@ -180,7 +196,13 @@ def test_smoke_preset_end_to_end(smoke_run):
     assert [v["claim"] for v in ledger if v["extension"]] == ["P1-C5n", "P1-C7"]
     md = (workflow_dir / "paper_figures/smoke/claims.md").read_text()
     assert "too small to count as evidence" in md and all(f"**{v['verdict']}**" in md for v in ledger)
-    assert (pd.read_csv(workflow_dir / "paper_figures/smoke/claims.csv").n_seeds == 3).all()
+    # P1-C3 has adaptive replicates in smoke (max 4, one round): its unresolved cell got seed 3
+    seeds = pd.read_csv(workflow_dir / "paper_figures/smoke/claims.csv").set_index("claim").n_seeds
+    round1 = json.loads((workflow_dir / "results/smoke/replicates/P1-C3/round1.json").read_text())
+    assert seeds.drop("P1-C3").eq(3).all() and seeds["P1-C3"] == (4 if round1["metrics"] else 3)
+    assert (
+        all("/s3/" in p for p in round1["metrics"]) and json.loads((workflow_dir / "results/smoke/replicates/P1-C3/round2.json").read_text())["done"]
+    )
 
     # Nothing left to do, and the report renders the figure and the ledger.
     again = snakemake(workflow_dir, "-n", "all_figures")
