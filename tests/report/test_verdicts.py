@@ -228,3 +228,23 @@ def test_claim_tables_print_points_like_the_ledger(tmp_path):
     md = (tmp_path / "t.md").read_text()
     assert "in points" in md and "| 3" in md  # a 3-point effect prints as 3..., not 0.03
     assert pd.read_csv(tmp_path / "t.csv")["diff"].iloc[0] == pytest.approx(0.03, abs=0.005)  # the CSV keeps fractions
+
+
+def test_p1_claims_test_what_the_paper_claims():
+    """P1-C1 is about pruned subsets (no full-data cell); P1-C5 about high pruning (keep <= 0.3):
+    an effect that reverses at keep 0.5 does not make it unsupported."""
+    from kdprune.plan.config import ROOT, load
+
+    claims = load(ROOT / "config.yaml", {"preset": "paper"})["claims"]
+    c1 = spec(**claims["P1-C1"]["test"])
+    effect = {("random", 0.1): 0.03, ("random", 0.5): 0.03, ("full", 1.0): -0.02}
+    table, v = evaluate_claim(c1, runs(effect).assign(dataset="d"))
+    assert 1.0 not in set(table["keep"]) and v["verdict"] == "supported"
+
+    def acc(selection, keep, alpha):
+        gain = (0.03 if keep <= 0.3 else -0.03) if selection == "el2n-hardest" else 0.0
+        return 0.6 + (gain if alpha == 1.0 else 0.0)
+
+    df = grid_runs(acc, selection=["random", "el2n-hardest"], keep=[0.1, 0.3, 0.5], alpha=[0.5, 1.0]).assign(loss="kd")
+    table, v = evaluate_claim(spec(**claims["P1-C5"]["test"]), df)
+    assert sorted(table["keep"]) == [0.1, 0.3] and v["verdict"] == "supported"
