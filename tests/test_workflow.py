@@ -98,8 +98,8 @@ def test_dry_run_of_each_claim_table(workflow_dir, claim):
     student_jobs = sum(n for rule, n in counts.items() if rule.startswith("student"))  # student, student_seeds_<list>
     assert (student_jobs, counts["teacher"], counts["score"]) == (students, teachers, scores)
     assert counts["teacher_views"] == teachers  # every teacher of an in-memory dataset stores its view logits
-    # P1-C3 has adaptive replicates in smoke: its runs table and its first round's checkpoint
-    tables = {"claim_runs": 1, "replicates": 1} if claim == "P1-C3" else {"runs_table": 1}
+    # P1-C3 has adaptive replicates in smoke: its experiment's runs table feeds its first round's checkpoint
+    tables = {"runs_table": 1, "replicates": 1} if claim == "P1-C3" else {"runs_table": 1}
     assert counts["claim"] == 1 and {k: counts.get(k) for k in tables} == tables and "ledger" not in counts
 
 

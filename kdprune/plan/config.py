@@ -205,25 +205,35 @@ def normalise(cfg: dict) -> dict:
     for name, exp in cfg["experiments"].items():
         for axis, value in top_level.items():
             exp.setdefault(axis, copy.deepcopy(value))
-        _replicate_seeds(exp, [c["replicates"] for c in cfg["claims"].values() if c["experiment"] == name and c.get("replicates")])
         if exp["replicate"] == "auto":
             tests = [c["test"] for c in cfg["claims"].values() if c["experiment"] == name]
             exp["replicate"] = "chain" if any(TEACHER_AXES & axes_of_test(t) for t in tests) else "student"
+    _replicate_seeds(cfg["experiments"], cfg["claims"])
     return cfg
 
 
-def _replicate_seeds(exp: dict, replicates: list[dict]) -> None:
-    """Adaptive replicates (docs/verdicts.md): the first round trains the first `min` seeds (the
-    largest min of the experiment's claims) of the experiment's seed list, continued with the next
-    integers; later rounds may add the others, up to the largest `max`."""
-    exp["replicate_seeds"] = []
-    if not replicates:
-        return
-    first, most = max(r["min"] for r in replicates), max(r["max"] for r in replicates)
-    pool = list(exp["seed"])
-    while len(pool) < most:
-        pool.append(max(pool) + 1)
-    exp["seed"], exp["replicate_seeds"] = pool[:first], pool[first:most]
+def _replicate_seeds(experiments: dict, claims: dict) -> None:
+    """Adaptive replicates (docs/verdicts.md): an experiment's first round trains the first `min`
+    seeds (the largest min of its claims) of its seed list, continued with the next integers; later
+    rounds may add more, up to the largest `max`: the rest of its list, then the next integers, never
+    a seed any experiment trains in its first round (a run's seed tells the workflow which rule
+    trains it). Experiments without adaptive claims train their seed list."""
+    bounds = {}
+    for name, exp in experiments.items():
+        reps = [c["replicates"] for c in claims.values() if c["experiment"] == name and c.get("replicates")]
+        listed = list(exp["seed"])
+        first, most = (max(r["min"] for r in reps), max(r["max"] for r in reps)) if reps else (len(listed), len(listed))
+        while len(listed) < first:
+            listed.append(max(listed) + 1)
+        bounds[name] = (listed, first, most)
+    taken = {s for listed, first, _ in bounds.values() for s in listed[:first]}
+    for name, (listed, first, most) in bounds.items():
+        extra = [s for s in listed[first:] if s not in taken]
+        candidate = max([*taken, *listed]) + 1
+        while first + len(extra) < most:
+            extra.append(candidate)
+            candidate += 1
+        experiments[name]["seed"], experiments[name]["replicate_seeds"] = listed[:first], extra[: most - first]
 
 
 # A claim whose test varies one of these compares teachers: its replicates must redo the teacher.
@@ -370,3 +380,12 @@ def check_names(cfg: dict) -> None:
             check(f"claims.{cname}.figure", claim["figure"], registered(FIGURES))
         if claim.get("replicates"):
             check(f"claims.{cname}.replicates.max", claim["replicates"]["max"], at_least(claim["replicates"]["min"], "replicates.min"))
+    first_round = {s: name for name, exp in cfg["experiments"].items() for s in exp["seed"]}
+    for name, exp in cfg["experiments"].items():
+        # a run's seed tells the workflow whether a first-round job or a round's job trains it
+        shared = [s for s in exp["replicate_seeds"] if s in first_round]
+        if shared:
+            raise ConfigError(
+                f"config: experiments.{name} adds seed {shared[0]} in adaptive rounds, but experiments.{first_round[shared[0]]} "
+                "trains it in its first round; allowed: the same replicates.min for claims on both, or seed lists that do not overlap"
+            )

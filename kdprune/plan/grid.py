@@ -17,6 +17,7 @@ run."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -197,6 +198,8 @@ def dedupe(jobs) -> list:
 
 @dataclass
 class Grid:
+    """The grid's jobs; each derived list is computed once (the Snakefile asks for them per rule)."""
+
     experiments: dict[str, list[StudentJob]]  # the first round: every experiment's `seed` list
     replicates: dict[str, list[StudentJob]]  # the seeds adaptive replicates may add (`replicate_seeds`), one run each
 
@@ -208,33 +211,34 @@ class Grid:
             {name: dedupe(_students(cfg, exp, exp["replicate_seeds"])) for name, exp in exps},
         )
 
-    @property
+    @functools.cached_property
     def students(self) -> list[StudentJob]:
         return dedupe(itertools.chain.from_iterable(self.experiments.values()))
 
-    @property
+    @functools.cached_property
     def replicate_students(self) -> list[StudentJob]:
-        return [s for s in dedupe(itertools.chain.from_iterable(self.replicates.values())) if s not in set(self.students)]
+        first = set(self.students)
+        return [s for s in dedupe(itertools.chain.from_iterable(self.replicates.values())) if s not in first]
 
-    @property
+    @functools.cached_property
     def scores(self) -> list[ScoreJob]:
         return _scores_of(self.students)
 
-    @property
+    @functools.cached_property
     def teachers(self) -> list[TeacherJob]:
         return _teachers_of(self.students)
 
-    @property
+    @functools.cached_property
     def every_score(self) -> list[ScoreJob]:
         """The scores of the first round and of every seed a later round may add (by key: each is
         trained only when a job asks for it)."""
         return _scores_of([*self.students, *self.replicate_students])
 
-    @property
+    @functools.cached_property
     def every_teacher(self) -> list[TeacherJob]:
         return _teachers_of([*self.students, *self.replicate_students])
 
-    @property
+    @functools.cached_property
     def seed_groups(self) -> dict[str, list[StudentJob]]:
         """{group_dir: its students, by seed}: the seeds of a grid point, trained by one job when
         the config's `stack_seeds` is not `off`."""

@@ -1,6 +1,7 @@
 """The grid: experiments -> runs, teachers and scores, with typed upstream links; the planning layer
 imports no torch, pandas or scipy."""
 
+import copy
 import subprocess
 import sys
 
@@ -141,3 +142,18 @@ def test_ccs_plans_its_cutoff_score_beside_its_selection_score_once():
     (spec,) = plan.spec("student", group)
     assert spec["cutoff_spec"]["method"] == "aum" and spec["score_spec"]["method"] == "forgetting"
     assert "cutoff_spec" not in plan.spec("student", by_method["ccs"].group_dir)[0]
+
+
+def test_rounds_never_add_a_seed_another_experiment_trains_first():
+    """With the paper preset and `seeds: [7]`, every experiment's first round is 7, 8, 9 except
+    ImageNet's (its own list 0, 1 continued to 2): no round adds 7, 8 or 9, and ImageNet's added
+    seeds skip them."""
+    cfg = load(ROOT / "config.yaml", {"preset": "paper", "seeds": [7]})
+    exps = cfg["experiments"]
+    assert exps["p1_alpha"]["seed"] == [7, 8, 9] and exps["p1_imagenet"]["seed"] == [0, 1, 2]
+    first = {s for e in exps.values() for s in e["seed"]}
+    for name, exp in exps.items():
+        assert len(exp["seed"]) + len(exp["replicate_seeds"]) == 10 and not first & set(exp["replicate_seeds"]), name
+    assert exps["p1_imagenet"]["replicate_seeds"] == [10, 11, 12, 13, 14, 15, 16]
+    again = normalise(copy.deepcopy(cfg))  # the plan file is normalised again by every job: the same seeds
+    assert all(again["experiments"][n]["replicate_seeds"] == e["replicate_seeds"] for n, e in exps.items())

@@ -28,13 +28,18 @@ FIGURES = PLAN.figures
 # A job looks itself up in the plan by kind and key: `kdprune run <kind> --plan <this> --key <key>`.
 RUN = "python -m kdprune --threads {threads} run"
 ON_PLAN = f"--plan {PLAN.plan_file}"
-STUDENT_GROUPS = PLAN.jobs("student")  # key -> the runs of one job (one seed, or a seed group)
+# key -> the runs of one first-round job (one seed, or a seed group); the seeds adaptive rounds add
+# have their own rule (student_replicate)
+REPLICATE_RUNS = {s.dir for s in PLAN.grid.replicate_students}
+STUDENT_GROUPS = {k: runs for k, runs in PLAN.jobs("student").items() if k not in REPLICATE_RUNS}
 # A rule's outputs are fixed, so seed groups are grouped by their seed list: one rule per list
 # (stack_seeds: off: one rule, `student`, whose key is a run's own folder).
 SEED_LISTS = {}
 for _key, _runs in STUDENT_GROUPS.items():
     SEED_LISTS.setdefault(None if CFG["stack_seeds"] == "off" else tuple(r.seed for r in _runs), []).append(_key)
 LEDGER = [f"{FIGURES}/claims.{ext}" for ext in ("md", "csv", "json")]
+# Seeds that only adaptive-replicate rounds train (kdprune.plan.config: disjoint from first rounds)
+REPLICATE_SEEDS = sorted({s for exp in CFG["experiments"].values() for s in exp["replicate_seeds"]})
 
 
 onstart:
@@ -134,4 +139,12 @@ def claim_inputs(wildcards):
     if not claim.get("replicates"):
         return {"runs": f"{RESULTS}/runs/{claim['experiment']}.csv", "decisions": []}
     decisions = replicate_rounds(wildcards.claim)
-    return {"runs": f"{RESULTS}/runs/claims/{wildcards.claim}/round{len(decisions) - 1}.csv", "decisions": decisions}
+    return {"runs": claim_runs_after(wildcards.claim, len(decisions) - 1), "decisions": decisions}
+
+
+def claim_runs_after(claim, rounds):
+    """A claim's runs table after `rounds` rounds; before any, its experiment's (one file for
+    every claim on the experiment)."""
+    if rounds == 0:
+        return f"{RESULTS}/runs/{CFG['claims'][claim]['experiment']}.csv"
+    return f"{RESULTS}/runs/claims/{claim}/round{rounds}.csv"

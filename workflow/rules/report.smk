@@ -44,7 +44,7 @@ rule claim_runs:
 # Adaptive replicates: after each round, which cells are unresolved and which runs to add.
 checkpoint replicates:
     input:
-        lambda w: f"{RESULTS}/runs/claims/{w.claim}/round{int(w.round) - 1}.csv",
+        lambda w: claim_runs_after(w.claim, int(w.round) - 1),
     output:
         f"{RESULTS}/replicates/{{claim}}/round{{round}}.json",
     log:

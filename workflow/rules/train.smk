@@ -79,7 +79,8 @@ for _seeds in SEED_LISTS:
 
 
 # A seed that an adaptive-replicates round adds (docs/verdicts.md) is one job, keyed by its run
-# folder; the seed-list rules above keep the first round's runs (ruleorder), this one the rest.
+# folder. Rounds only add seeds that no experiment trains in its first round (checked with the
+# config), so the seed in the path tells this rule's outputs from the seed-list rules' ones.
 if CFG["stack_seeds"] != "off" and PLAN.grid.replicate_students:
 
     rule student_replicate:
@@ -91,7 +92,7 @@ if CFG["stack_seeds"] != "off" and PLAN.grid.replicate_students:
         log:
             f"{RESULTS}/{{run}}/train.log",
         wildcard_constraints:
-            run=r"[^/]+/students/.+/s[0-9]+",
+            run=rf"[^/]+/students/.+/s(?:{'|'.join(map(str, REPLICATE_SEEDS))})",
         conda:
             "../envs/kdprune.yaml"
         threads: 1
@@ -99,9 +100,6 @@ if CFG["stack_seeds"] != "off" and PLAN.grid.replicate_students:
             settings=settings_of("student", lambda w: w.run),
         shell:
             f"{RUN} student {ON_PLAN} --key {{wildcards.run:q}} --settings {{params.settings}} > {{log:q}} 2>&1"
-
-    for _seeds in SEED_LISTS:
-        workflow.ruleorder(seed_rule_name(_seeds), "student_replicate")
 
 
 # Profiles give resources and threads by rule name: the rules of other seed lists, and of added
