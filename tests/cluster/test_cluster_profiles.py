@@ -89,8 +89,9 @@ def test_documented_command_dry_run(tmp_path: Path) -> None:
 
 
 def test_rules_of_other_seed_lists_get_the_student_resources(tmp_path: Path) -> None:
-    """`paper`'s ImageNet students have their own seed list [0, 1], so their cells run under the
-    rule student_seeds_0_1: the profile's GPU, runtime and memory for `student` must reach it."""
+    """`paper`'s chained replicates (P1-C6, P1-C7: seed s with teacher s) are grid points of one
+    seed, so they run under the rules student_seeds_0, _1, _2: the profile's GPU, runtime and memory
+    for `student` must reach them (and student_replicate, the rule of seeds adaptive rounds add)."""
     run = run_snakemake(copy_repo(tmp_path), "--profile", "slurm", "-n", "all_figures", "--config", "preset=paper")
     assert run.returncode == 0, run.output
 
@@ -99,8 +100,9 @@ def test_rules_of_other_seed_lists_get_the_student_resources(tmp_path: Path) -> 
         return {k: v for k, v in pairs.items() if not k.startswith("disk")}  # disk: <TBD> until inputs exist
 
     resources = job_resources(run.output)
-    assert requests(resources["student_seeds_0_1"]) == requests(resources["student"])
-    assert {"gpu": "1", "runtime": "360"}.items() <= requests(resources["student_seeds_0_1"]).items()
+    for rule in ("student_seeds_0", "student_seeds_1", "student_seeds_2"):
+        assert requests(resources[rule]) == requests(resources["student"]), rule
+    assert {"gpu": "1", "runtime": "360"}.items() <= requests(resources["student_seeds_0"]).items()
 
 
 @pytest.mark.cluster
