@@ -15,7 +15,7 @@ from pathlib import Path
 from kdprune.plan.claims import claim_spec
 from kdprune.plan.config import load
 from kdprune.plan.grid import Grid
-from kdprune.plan.kinds import JOB_KINDS, has_views, settings_hash
+from kdprune.plan.kinds import JOB_KINDS, settings_hash
 from kdprune.registry import UnknownName
 
 PLAN_FILE = "plan.json"
@@ -113,7 +113,7 @@ class Plan:
                 files.append(f"{s.dir}/metrics.json")
                 if s.teacher is not None:  # a student reads its teacher's view table when it has one
                     files.append(f"{s.teacher.dir}/metrics.json")
-                    if has_views(self.cfg, s.teacher):
+                    if s.teacher.views:
                         files.append(f"{s.teacher.dir}/views.json")
                 if s.score is not None and s.score.teacher is not None:  # a score reads its teacher's model
                     files.append(f"{s.score.teacher.dir}/metrics.json")

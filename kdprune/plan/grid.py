@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from kdprune.data import dataset_slug, label_noise_of
+from kdprune.data import augmentation_of, dataset_slug, in_memory, label_noise_of
 from kdprune.losses import LOSSES
 from kdprune.plan.config import loss_parameters
 from kdprune.pruning import RULES
@@ -37,6 +38,9 @@ class TeacherJob:
     recipe: str
     seed: int
     keep: float = 1.0  # fraction of the training set the teacher sees (random, class-balanced)
+    # Whether it also stores its logits of every training view (`teacher_views`; decided for the
+    # whole grid by `_view_tables`); not part of its identity or its path.
+    views: bool = field(default=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -192,6 +196,30 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
                 yield StudentJob(**base, loss=loss, loss_params=point, teacher=teacher)
 
 
+def _view_tables(cfg: dict, students: Iterator[StudentJob]) -> set[TeacherJob]:
+    """The teachers that store a view table (kdprune.train.views), by `teacher_views`: true, every
+    teacher of a KD student on an in-memory dataset; auto, those of them whose KD students, every
+    seed a round may add included, together train on at least as many images as the table holds
+    (sum of epochs x keep >= views per image). Below that the table's inference (one teacher pass
+    per view and image) costs more than the teacher passes it saves (one per student image)."""
+    mode = cfg["teacher_views"]
+    if not mode:
+        return set()
+    passes: Counter = Counter()
+    for s in students:
+        if s.teacher is not None and in_memory(s.dataset):
+            passes[s.teacher] += cfg["recipes"][s.recipe]["epochs"] * s.keep
+    if mode is True:
+        return set(passes)
+    return {t for t, n in passes.items() if n >= augmentation_of(t.dataset, cfg["augmentation"]).views}
+
+
+def _with_views(student: StudentJob, tabled: set[TeacherJob]) -> StudentJob:
+    if student.teacher is None or student.teacher not in tabled:
+        return student
+    return replace(student, teacher=replace(student.teacher, views=True))
+
+
 def dedupe(jobs) -> list:
     return list(dict.fromkeys(jobs))
 
@@ -206,10 +234,12 @@ class Grid:
     @classmethod
     def from_config(cls, cfg: dict) -> Grid:
         exps = cfg["experiments"].items()
-        return cls(
-            {name: dedupe(_students(cfg, exp, exp["seed"])) for name, exp in exps},
-            {name: dedupe(_students(cfg, exp, exp["replicate_seeds"])) for name, exp in exps},
-        )
+        first = {name: dedupe(_students(cfg, exp, exp["seed"])) for name, exp in exps}
+        later = {name: dedupe(_students(cfg, exp, exp["replicate_seeds"])) for name, exp in exps}
+        tabled = _view_tables(cfg, itertools.chain(*first.values(), *later.values()))
+        if tabled:
+            first, later = ({name: [_with_views(s, tabled) for s in jobs] for name, jobs in lists.items()} for lists in (first, later))
+        return cls(first, later)
 
     @functools.cached_property
     def students(self) -> list[StudentJob]:

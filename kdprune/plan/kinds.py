@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from kdprune.data import augmentation_of, dataset_slug, in_memory
+from kdprune.data import augmentation_of, dataset_slug
 from kdprune.plan.grid import FULL, Grid, ScoreJob, StudentJob, TeacherJob
 from kdprune.registry import Registry
 
@@ -95,14 +95,9 @@ def student_spec(cfg: dict, job: StudentJob) -> dict:
 # -- kinds ----------------------------------------------------------------------------------------
 
 
-def has_views(cfg: dict, teacher: TeacherJob) -> bool:
-    """Whether a teacher also stores its logits of every training view (kdprune.train.views)."""
-    return cfg["teacher_views"] and in_memory(teacher.dataset)
-
-
 def teacher_input(cfg: dict, teacher: TeacherJob) -> dict[str, str]:
     """What a job that reads a teacher needs of it: its view table when it has one, else the model."""
-    if has_views(cfg, teacher):
+    if teacher.views:
         return {"teacher_views": f"{teacher.dir}/views.pt"}
     return {"teacher": f"{teacher.dir}/model.pt"}
 
@@ -145,7 +140,7 @@ JOB_KINDS.register("teacher")(
 JOB_KINDS.register("teacher_views")(
     JobKind(
         name="teacher_views",
-        jobs=lambda cfg, grid: {t.dir: t for t in grid.every_teacher if has_views(cfg, t)},
+        jobs=lambda cfg, grid: {t.dir: t for t in grid.every_teacher if t.views},
         spec=teacher_spec,
         inputs=lambda cfg, t: {"model": f"{t.dir}/model.pt"},
         outputs=lambda cfg, t: {"views": f"{t.dir}/views.pt", "meta": f"{t.dir}/views.json"},

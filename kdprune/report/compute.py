@@ -21,7 +21,6 @@ import pandas as pd
 from kdprune.data import DATASETS, augmentation_of, split_spec
 from kdprune.files import atomic_path, read_json, write_text
 from kdprune.plan.grid import Grid
-from kdprune.plan.kinds import has_views
 from kdprune.report.markdown import format_markdown_table
 from kdprune.train.loop import clock
 
@@ -128,7 +127,7 @@ def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
             if s.teacher is not None:
                 t = s.teacher
                 add(paper, "teacher", t.dir, cfg["recipes"][t.recipe]["epochs"] * round(t.keep * n), t.arch, False)
-                if has_views(cfg, t):
+                if t.views:
                     views = augmentation_of(t.dataset, cfg["augmentation"]).views  # crop offsets x flips
                     add(paper, "teacher views", t.dir + "/views", VIEW_PASS_COST * views * n, t.arch, False)
             if s.score is not None and s.score.method != "random":

@@ -62,6 +62,23 @@ def test_a_chained_replicate_trains_its_own_teacher(replicate, teacher_seeds):
     assert setting["replicate"] == ("student" if replicate == "student" else "chain")
 
 
+@pytest.mark.parametrize("mode, tabled", [("auto", {"resnet8"}), (True, {"resnet8", "resnet14"}), (False, set())])
+def test_a_teacher_stores_a_view_table_where_it_pays(mode, tabled):
+    """digits has 9 views per image (pad-1 crops, no flip). Students of 18 epochs at keep 0.5 train on
+    9 images per training image: the table pays (auto builds it); at keep 0.4 they train on 7.2 and
+    their teacher runs in the students' steps instead."""
+    cfg = load(ROOT / "config.yaml", {"teacher_views": mode})
+    cfg["recipes"]["student"] = {**cfg["recipes"]["student"], "epochs": 18}
+    common = {"paper": "T", "student": ["resnet8"], "selection": ["random"], "seed": [0], "loss": {"kd": {}}}
+    exps = {"pays": {**common, "teacher": ["resnet8"], "keep": [0.5]}, "short": {**common, "teacher": ["resnet14"], "keep": [0.4]}}
+    plan = Plan(normalise({**cfg, "experiments": exps, "claims": {}}))
+    assert {t.arch for t in plan.grid.teachers if t.views} == tabled
+    assert {job.arch for job in plan.jobs("teacher_views").values()} == tabled
+    for key, (student,) in plan.jobs("student").items():
+        read = plan.inputs("student", key)
+        assert set(read) - {"scores"} == ({"teacher_views"} if student.teacher.arch in tabled else {"teacher"})
+
+
 def test_auto_replicate_is_per_student_when_no_claim_tests_a_teacher_property():
     cfg = load(ROOT / "config.yaml")
     assert cfg["experiments"]["p1_kd_vs_ce"]["replicate"] == "student" and cfg["experiments"]["p1_capacity"]["replicate"] == "chain"
