@@ -74,9 +74,8 @@ def test_seed_groups_with_other_seed_lists_get_their_own_rule(workflow_dir):
 #  p1_capacity: (random 0.2, full) x 3 teachers = 6 per seed -> 18; chained replicates (its claim
 #               tests a teacher property): seed s reads teacher s, 3 x 3 = 9 teachers; 3 random scores
 #  p1_teacher_data: 2 teacher fractions = 2 per seed -> 6; chained: 6 teachers; 3 random scores
-# Student jobs: one per grid point trains its 3 seeds (stack_seeds: auto); a chained grid point has
-# one seed (its own teacher), except the runs it shares with p1_kd_vs_ce (teacher resnet8, seed 0),
-# whose job trains that grid point's 3 seeds.
+# Student jobs: one per grid point trains its 3 seeds (stack_seeds: auto), a chained grid point's too
+# (each seed with its own teacher; its path says `-chain`, so it shares no run with p1_kd_vs_ce).
 CLAIM_JOBS = {  # claim: (student jobs, teachers, score jobs)
     "P1-C1": (26, 1, 18),
     "P1-C2": (26, 1, 18),
@@ -84,8 +83,8 @@ CLAIM_JOBS = {  # claim: (student jobs, teachers, score jobs)
     "P1-C4": (12, 1, 6),
     "P1-C5": (12, 1, 6),
     "P1-C5n": (4, 1, 6),
-    "P1-C6": (2 + 16, 9, 3),
-    "P1-C7": (1 + 5, 6, 3),
+    "P1-C6": (6, 9, 3),
+    "P1-C7": (2, 6, 3),
 }
 
 
@@ -105,13 +104,13 @@ def test_dry_run_of_each_claim_table(workflow_dir, claim):
     assert counts["claim"] == 1 and {k: counts.get(k) for k in tables} == tables and "ledger" not in counts
 
 
-@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 127), ("auto", 55)])
+@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 129), ("auto", 43)])
 def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs):
     out = snakemake(workflow_dir, "-n", "-p", "all_figures", "--config", f"stack_seeds={stack_seeds}")
     counts = job_counts(out.stdout + out.stderr)
-    # Shared runs are one run: 78 + 18 (alpha, new) + 12 + 16 (capacity, new) + 3 (teacher data, new: its
-    # full-data teacher's runs are capacity's resnet8 runs) = 127; in 55 jobs unless stack_seeds is off:
-    # 36 of 3 seeds, 19 chained runs of one seed
+    # Shared runs are one run: 78 + 18 (alpha, new) + 12 + 18 (capacity, chained) + 3 (teacher data,
+    # chained, new: its full-data teacher's runs are capacity's resnet8 runs) = 129; in 43 jobs of 3
+    # seeds unless stack_seeds is off (36 grid points + capacity's 6 + teacher data's 20% one)
     jobs = sum(n for rule, n in counts.items() if rule.startswith("student"))
     assert (jobs, counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 13, 24, 8, 8)
     assert counts["teacher_views"] == 10 and counts["compute"] == 1  # not P1-C7's 20% teachers (2 < 9 views)
@@ -149,7 +148,7 @@ def test_smoke_preset_end_to_end(smoke_run):
     runs = pd.read_csv(workflow_dir / "results/smoke/runs.csv")
     students, teachers = runs[runs.role == "student"], runs[runs.role == "teacher"]
     # 13 teachers: chained replicates of the two teacher-property experiments (P1-C6, P1-C7)
-    assert len(teachers) == 13 and len(students) == 127
+    assert len(teachers) == 13 and len(students) == 129
     assert set(students.selection) == {"random", "el2n-hardest", "grand-hardest", "forgetting-hardest", "moderate-medium", "ccs", "full"}
     assert set(students.keep) == {0.2, 0.5, 1.0} and set(students.dataset) == {"digits", "digits+noise0.2"}
     assert students.final_acc.between(0.1, 1.0).all() and (teachers[(teachers.keep == 1.0) & (teachers.dataset == "digits")].final_acc > 0.9).all()
@@ -165,13 +164,15 @@ def test_smoke_preset_end_to_end(smoke_run):
     assert set(runs.precision) == {"fp32"} and not runs.cuda_graphs.any()
     kd = students[students.loss == "kd"]
     assert (kd.teacher_views == (kd.teacher_keep == 1.0)).all() and not students[students.loss == "ce"].teacher_views.any()
-    # stack_seeds auto on a CPU: each job trained its cell's 3 seeds one after the other; a chained
-    # replicate (its own teacher) is a grid point of one seed
+    # stack_seeds auto on a CPU: each job trained its cell's 3 seeds one after the other, a chained
+    # grid point's too (each seed with its own teacher)
     modes = students.groupby(["stack_mode", "stack_size"]).size().to_dict()
-    assert modes == {("sequential", 3): 108, ("single", 1): 19} and set(teachers.stack_mode) == {"single"}
+    assert modes == {("sequential", 3): 129} and set(teachers.stack_mode) == {"single"}
+    chained = students[students.run_dir.str.contains("-chain")]
+    assert len(chained) == 21 and (chained.teacher_seed == chained.seed).all()
     compute = pd.read_csv(workflow_dir / "paper_figures/smoke/compute.csv")
     total = compute[compute.role == "all"].iloc[0]
-    assert total.runs == 13 + 10 + 24 + 127 and total.wall_hours > 0 and total.gpu_hours == 0
+    assert total.runs == 13 + 10 + 24 + 129 and total.wall_hours > 0 and total.gpu_hours == 0
     assert set(compute.role) == {"teacher", "teacher views", "score", "student", "all"}
 
     table = pd.read_csv(workflow_dir / "paper_figures/smoke/P1/P1-C1.csv")

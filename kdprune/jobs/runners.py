@@ -45,18 +45,19 @@ def run_score(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[
 
 
 def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
-    """The seeds of one grid point (one spec each), in one process (config `stack_seeds`)."""
+    """The seeds of one grid point (one spec each), in one process (config `stack_seeds`). The
+    teacher input is one file, or one per seed when each seed has its own (chained replicates)."""
     out_dirs = [Path(outputs[f"model_s{spec['seed']}"]).parent for spec in specs]
-    scores, cutoffs = ([Path(p) for p in inputs[key]] if key in inputs else None for key in ("scores", "cutoff_scores"))
+    paths = {key: [Path(p) for p in ([value] if isinstance(value, str) else value)] for key, value in inputs.items()}
     run_seeds(
         specs,
         out_dirs,
-        inputs.get("teacher") and Path(inputs["teacher"]),
-        scores,
+        paths.get("teacher"),
+        paths.get("scores"),
         log,
-        inputs.get("teacher_views") and Path(inputs["teacher_views"]),
+        paths.get("teacher_views"),
         stack=cfg["stack_seeds"],
-        cutoff_paths=cutoffs,
+        cutoff_paths=paths.get("cutoff_scores"),
     )
 
 
@@ -145,19 +146,21 @@ def run_training(
 def run_seeds(
     specs: list[dict],
     out_dirs: list[Path],
-    teacher_path: Path | None = None,
+    teacher_path: Path | list[Path] | None = None,
     scores_paths: list[Path | None] | None = None,
     log: Callable[[str], None] = print,
-    views_path: Path | None = None,
+    views_path: Path | list[Path] | None = None,
     stack: str = "auto",
     cutoff_paths: list[Path | None] | None = None,
 ) -> list[dict]:
-    """Train the seeds of one grid point, its seed group (specs that differ only in their seed and the score file
-    they read) in one process: one start-up, one dataset load, one teacher. Each seed still gets its
-    own run folder. `stack`: `stacked` trains them as one stacked network (kdprune.train.stacking: CIFAR
-    ResNets, in-memory data), `sequential` one after the other, `auto` stacks on CUDA only (on a CPU
-    a stack is no faster than its students in turn). `cutoff_paths`: per seed, the score file a rule
-    with a cutoff (ccs) drops by, when it is not the selection's own score file."""
+    """Train the seeds of one grid point, its seed group (specs that differ only in their seed, the
+    score file they read and, for chained replicates, their teacher's seed) in one process: one
+    start-up, one dataset load, one teacher (or one per seed: `teacher_path` / `views_path` may be a
+    list, one per seed). Each seed still gets its own run folder. `stack`: `stacked` trains them as
+    one stacked network (kdprune.train.stacking: CIFAR ResNets, in-memory data, one teacher),
+    `sequential` one after the other, `auto` stacks on CUDA only (on a CPU a stack is no faster than
+    its students in turn). `cutoff_paths`: per seed, the score file a rule with a cutoff (ccs) drops
+    by, when it is not the selection's own score file."""
     t0 = time.perf_counter()
     _check_one_seed_group(specs)
     spec = specs[0]
@@ -169,17 +172,17 @@ def run_seeds(
     subsets = [_subset(s, data, path, cutoff, device, log) for s, path, cutoff in zip(specs, scores_paths, cutoff_paths)]
     loss = make_loss(spec["loss"], **spec["loss_params"])
     needs_teacher = getattr(loss, "needs_teacher", False)
-    views, views_meta = load_view_logits(views_path, device, data.augmentation) if needs_teacher and views_path else (None, {})
-    teacher = load_teacher(teacher_path) if needs_teacher and views is None else None
-    teacher_params = views_meta.get("teacher_params") or (sum(p.numel() for p in teacher.parameters()) if teacher else None)
+    teachers = _teachers_of_seeds(len(specs), teacher_path, views_path, device, data) if needs_teacher else [(None, None, None)] * len(specs)
     models = [_fresh_model(s, data, device) for s in specs]
-    mode = _stack_mode(stack, device, data, models[0], subsets, log)
+    mode = _stack_mode(stack, device, data, models[0], subsets, log, teachers=len({id(t) for t in teachers}))  # one tuple per file
     recipe = Recipe.from_dict(spec["recipe"])
     labels = [f"{s['role']} {s['arch']} s{s['seed']}" for s in specs]
-    common = dict(device=device, teacher=teacher, teacher_views=views, accel=accel, log=log)
     for s, label, subset in zip(specs, labels, subsets):
         log(f"[{label}] {len(subset)}/{len(data.y_train)} training images, {s['recipe']['epochs']} epochs on {device} ({mode})")
-    extra = {"teacher_params": teacher_params, "teacher_views": views is not None, "stack": {"mode": mode, "size": len(specs)}}
+    common = [dict(device=device, teacher=teacher, teacher_views=views, accel=accel, log=log) for teacher, views, _ in teachers]
+    extras = [
+        {"teacher_params": params, "teacher_views": views is not None, "stack": {"mode": mode, "size": len(specs)}} for _, views, params in teachers
+    ]
     if mode == "stacked":
         checkpoint = out_dirs[0] / "stack-checkpoint.pt"
         results = fit_stack(
@@ -192,21 +195,21 @@ def run_seeds(
             checkpoint=checkpoint,
             run_hash=settings_hash({"stack": specs}),
             labels=labels,
-            **common,
+            **common[0],  # stacked: one teacher for every seed
         )
         share = (time.perf_counter() - t0) / len(specs)  # the job's time, split evenly
         out = [
             _save_run(s, d, m, r, data, subset, share, device, extra, label, log)
-            for s, d, m, r, subset, label in zip(specs, out_dirs, models, results, subsets, labels)
+            for s, d, m, r, subset, label, extra in zip(specs, out_dirs, models, results, subsets, labels, extras)
         ]
         checkpoint.unlink(missing_ok=True)
         return out
     out = []
     setup = (time.perf_counter() - t0) / len(specs)
-    for s, d, label, subset, model in zip(specs, out_dirs, labels, subsets, models):
+    for s, d, label, subset, model, kwargs, extra in zip(specs, out_dirs, labels, subsets, models, common, extras):
         t1 = time.perf_counter()
         result = fit(
-            model, data, subset, recipe, loss, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s), label=label, **common
+            model, data, subset, recipe, loss, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s), label=label, **kwargs
         )
         out.append(_save_run(s, d, model, result, data, subset, setup + time.perf_counter() - t1, device, extra, label, log))
     # Checkpoints go only now: if the job dies on a later seed, the workflow deletes every output of
@@ -216,10 +219,30 @@ def run_seeds(
     return out
 
 
+def _teachers_of_seeds(n: int, teacher: Path | list[Path] | None, views: Path | list[Path] | None, device: torch.device, data) -> list[tuple]:
+    """(teacher model or None, view table or None, teacher parameter count) of each of `n` seeds,
+    from one file for all or one per seed; a file read by several seeds is loaded once."""
+    paths = views if views is not None else teacher
+    paths = list(paths) if isinstance(paths, list | tuple) else [paths] * n
+    if len(paths) != n or None in paths:
+        raise ValueError(f"a KD job of {n} seeds needs one teacher file, or one per seed: got {paths}")
+    loaded: dict[Path, tuple] = {}
+    for path in dict.fromkeys(paths):
+        if views is not None:
+            table, meta = load_view_logits(path, device, data.augmentation)
+            loaded[path] = (None, table, meta["teacher_params"])
+        else:
+            model = load_teacher(path)
+            loaded[path] = (model, None, sum(p.numel() for p in model.parameters()))
+    return [loaded[path] for path in paths]
+
+
 def _check_one_seed_group(specs: list[dict]) -> None:
     def without_seed(spec: dict) -> dict:
         rest = {k: v for k, v in spec.items() if k not in ("seed", "score_spec", "cutoff_spec")}
-        rest["axes"] = {k: v for k, v in spec.get("axes", {}).items() if k != "seed"}
+        rest["axes"] = {k: v for k, v in spec.get("axes", {}).items() if k not in ("seed", "teacher_seed")}
+        if rest.get("teacher_spec"):  # a chained replicate's teacher has the run's seed
+            rest["teacher_spec"] = without_seed(rest["teacher_spec"])
         return rest
 
     first = without_seed(specs[0])
@@ -249,7 +272,7 @@ def _subset(spec: dict, data, scores_path: Path | None, cutoff_path: Path | None
     return select_indices(scores, data.y_train.numpy(), spec["keep"], rule, seed=spec["seed"], cutoff_scores=cutoff, **spec["selection"])
 
 
-def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, subsets: list, log: Callable[[str], None]) -> str:
+def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, subsets: list, log: Callable[[str], None], teachers: int = 1) -> str:
     """`stacked` or `sequential` for the seeds of one job (`single` for one run)."""
     if stack not in STACK_MODES:
         raise ValueError(f"stack: {stack!r} is not one of {', '.join(STACK_MODES)}")
@@ -264,6 +287,8 @@ def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, 
         if not hasattr(data, "x_train")
         else "the subsets differ in size"
         if len({len(s) for s in subsets}) > 1
+        else "each seed has its own teacher (chained replicates)"
+        if teachers > 1
         else None
     )
     if why_not:

@@ -104,6 +104,19 @@ class Plan:
     def all_metrics(self) -> list[str]:
         return [f"{self.results}/{job.dir}/metrics.json" for job in [*self.grid.teachers, *self.grid.students]]
 
+    def all_runs_inputs(self) -> list[str]:
+        """What the whole runs table waits for: every experiment's runs table (its students' metrics)
+        and every teacher's metrics. Fewer edges than every metrics file: Snakemake matches each
+        input file against every rule, the bulk of a dry run's time."""
+        tables = [f"{self.results}/runs/{name}.csv" for name in self.grid.experiments]
+        return tables + [f"{self.results}/{t.dir}/metrics.json" for t in self.grid.teachers]
+
+    def compute_inputs(self) -> list[str]:
+        """What the compute summary waits for: the whole runs table (every run's metrics) and the
+        metadata of the other jobs it counts (view tables, scores)."""
+        files = {f for paper in self.paper_job_files().values() for f in paper if not f.endswith("/metrics.json")}
+        return [f"{self.results}/runs.csv", *sorted(files)]
+
     def paper_job_files(self) -> dict[str, list[str]]:
         """{paper: the metadata file of every job its experiments need}, for the compute summary."""
         out: dict[str, list[str]] = {}

@@ -12,6 +12,7 @@ Paths carry the axes, relative to results/<preset>/<dataset slug>/:
   teachers/<arch>-<recipe>[-f<keep>]-s<seed>/
   scores/<method>[-<teacher key>]-s<seed>.npz
   students/<arch>-<recipe>/<selection>/keep<f>/<loss>[-<teacher key>-<param><value>...]/s<seed>/
+(a chained replicate's teacher key ends in `-chain`, not `-s<seed>`: seed s reads teacher s)
 Deduplication is by path: a run that two experiments share (or keep 1.0 under every method) is one
 run."""
 
@@ -43,9 +44,14 @@ class TeacherJob:
     views: bool = field(default=False, compare=False)
 
     @property
-    def key(self) -> str:
+    def setting(self) -> str:
+        """The key without the seed: what the teachers of a chained replicate's seeds share."""
         part = f"-f{self.keep:g}" if self.keep < 1.0 else ""
-        return f"{self.arch}-{self.recipe}{part}-s{self.seed}"
+        return f"{self.arch}-{self.recipe}{part}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.setting}-s{self.seed}"
 
     @property
     def dir(self) -> str:
@@ -83,6 +89,7 @@ class StudentJob:
     teacher: TeacherJob | None = None
     score: ScoreJob | None = None  # the score the subset is selected by (None: the full data)
     cutoff: ScoreJob | None = None  # the score a rule with a cutoff (ccs) drops by, when it is not `score`
+    chained: bool = False  # replicate `chain`: the teacher has the run's seed (the path says `-chain`)
 
     @property
     def selection(self) -> str:
@@ -95,7 +102,9 @@ class StudentJob:
     @property
     def loss_key(self) -> str:
         keys = dict(loss_parameters(self.loss))
-        parts = [self.loss, *([self.teacher.key] if self.teacher else []), *(f"{keys[k]}{v:g}" for k, v in self.loss_params)]
+        # A chained run's teacher seed is its own seed: the seeds of its grid point share one folder.
+        teacher = [f"{self.teacher.setting}-chain" if self.chained else self.teacher.key] if self.teacher else []
+        parts = [self.loss, *teacher, *(f"{keys[k]}{v:g}" for k, v in self.loss_params)]
         return "-".join(parts)
 
     @property
@@ -190,10 +199,11 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
             if not LOSSES.meta(loss)["needs_teacher"]:
                 yield StudentJob(**base, loss=loss, loss_params=point)
                 continue
-            teacher_seeds = [seed] if exp["replicate"] == "chain" else exp["teacher_seed"]  # chain: replicate s trains teacher s
+            chained = exp["replicate"] == "chain"
+            teacher_seeds = [seed] if chained else exp["teacher_seed"]  # chain: replicate s trains teacher s
             for t_arch, t_seed, t_keep in itertools.product(exp["teacher"], teacher_seeds, exp["teacher_keep"]):
                 teacher = TeacherJob(dataset, t_arch, exp["teacher_recipe"], t_seed, float(t_keep))
-                yield StudentJob(**base, loss=loss, loss_params=point, teacher=teacher)
+                yield StudentJob(**base, loss=loss, loss_params=point, teacher=teacher, chained=chained)
 
 
 def _view_tables(cfg: dict, students: Iterator[StudentJob]) -> set[TeacherJob]:

@@ -115,6 +115,9 @@ class JobKind:
 def _student_inputs(cfg: dict, group: list[StudentJob]) -> dict:
     first = group[0]
     inputs = teacher_input(cfg, first.teacher) if first.teacher else {}
+    if first.chained:  # each seed reads its own teacher: its view table if every seed's has one, else its model
+        tables = all(job.teacher.views for job in group)
+        inputs = {"teacher_views" if tables else "teacher": [f"{job.teacher.dir}/{'views' if tables else 'model'}.pt" for job in group]}
     if first.score is not None:
         inputs["scores"] = [job.score.path for job in group]
     if first.cutoff is not None:

@@ -69,6 +69,33 @@ def test_sequential_seeds_equal_one_job_per_seed(tmp_path, teacher_file):
         load_teacher(tmp_path / f"a{s}/model.pt")  # a loadable model
 
 
+def test_a_chained_group_trains_each_seed_with_its_own_teacher(tmp_path, teacher_file):
+    """Chained replicates: seed s of a grid point reads teacher s, in one job. Each run equals the run
+    trained alone with its own teacher, and a stack falls back to training the seeds in turn."""
+    other = tmp_path / "teacher1.pt"
+    torch.manual_seed(1)
+    model = create_model("resnet14", 10, 1)
+    save_torch(other, {"arch": "resnet14", "num_classes": 10, "in_channels": 1, "state_dict": model.state_dict()})
+    teachers = {0: teacher_file, 1: other}
+
+    def chained(seed: int) -> dict:
+        teacher = {"arch": "resnet8", "seed": seed, "axes": {"seed": seed}}
+        return {**spec(seed, "kd"), "teacher_spec": teacher, "axes": {**spec(seed)["axes"], "teacher_seed": seed}}
+
+    logs = []
+    together = run_seeds(
+        [chained(s) for s in teachers], [tmp_path / f"a{s}" for s in teachers], list(teachers.values()), log=logs.append, stack="stacked"
+    )
+    alone = [run_training(chained(s), tmp_path / f"b{s}", path, log=quiet) for s, path in teachers.items()]
+    for t, a in zip(together, alone):
+        assert [h["loss"] for h in t["history"]] == [h["loss"] for h in a["history"]] and t["final_acc"] == a["final_acc"]
+        assert t["teacher_params"] == a["teacher_params"] and t["stack"] == {"mode": "sequential", "size": 2}
+    assert together[0]["teacher_params"] < together[1]["teacher_params"]  # resnet8's and resnet14's
+    assert any("each seed has its own teacher" in line for line in logs)
+    with pytest.raises(ValueError, match="one teacher file, or one per seed"):
+        run_seeds([chained(s) for s in teachers], [tmp_path / f"c{s}" for s in teachers], [teacher_file], log=quiet)
+
+
 def test_stacked_seeds_write_each_run(tmp_path, teacher_file):
     seeds = [0, 1, 2]
     dirs = [tmp_path / f"s{s}" for s in seeds]

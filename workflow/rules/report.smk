@@ -17,7 +17,7 @@ rule runs_table:
 
 rule all_runs:
     input:
-        PLAN.all_metrics(),
+        PLAN.all_runs_inputs(),
     output:
         report(f"{RESULTS}/runs.csv", category="Runs", caption="../report/runs.rst"),
     log:
@@ -110,7 +110,7 @@ rule ledger:
 
 rule compute:
     input:
-        sorted({f for files in PLAN.paper_job_files().values() for f in files}),
+        PLAN.compute_inputs(),
     output:
         report(f"{FIGURES}/compute.md", category="Compute", caption="../report/compute.rst"),
         f"{FIGURES}/compute.csv",
