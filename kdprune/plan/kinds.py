@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from kdprune.data import augmentation_of, dataset_slug
-from kdprune.plan.grid import FULL, Grid, ScoreJob, StudentJob, TeacherJob
+from kdprune.plan.grid import FULL, Grid, ScoreJob, StudentJob, TeacherJob, dedupe
 from kdprune.registry import Registry
 
 
@@ -95,11 +95,12 @@ def student_spec(cfg: dict, job: StudentJob) -> dict:
 # -- kinds ----------------------------------------------------------------------------------------
 
 
-def teacher_input(cfg: dict, teacher: TeacherJob) -> dict[str, str]:
-    """What a job that reads a teacher needs of it: its view table when it has one, else the model."""
-    if teacher.views:
-        return {"teacher_views": f"{teacher.dir}/views.pt"}
-    return {"teacher": f"{teacher.dir}/model.pt"}
+def teacher_files(teachers: list[TeacherJob]) -> dict[str, str | list[str]]:
+    """What a job that reads teachers needs of them: their view tables when every one has one, else
+    their models; one path for one teacher, a list (one per seed) for a chained grid point's."""
+    name, file = ("teacher_views", "views.pt") if all(t.views for t in teachers) else ("teacher", "model.pt")
+    paths = [f"{t.dir}/{file}" for t in teachers]
+    return {name: paths[0] if len(paths) == 1 else paths}
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,7 @@ class JobKind:
 
 def _student_inputs(cfg: dict, group: list[StudentJob]) -> dict:
     first = group[0]
-    inputs = teacher_input(cfg, first.teacher) if first.teacher else {}
-    if first.chained:  # each seed reads its own teacher: its view table if every seed's has one, else its model
-        tables = all(job.teacher.views for job in group)
-        inputs = {"teacher_views" if tables else "teacher": [f"{job.teacher.dir}/{'views' if tables else 'model'}.pt" for job in group]}
+    inputs = teacher_files(dedupe(job.teacher for job in group)) if first.teacher else {}  # chained: one per seed
     if first.score is not None:
         inputs["scores"] = [job.score.path for job in group]
     if first.cutoff is not None:
