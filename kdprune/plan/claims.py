@@ -3,7 +3,7 @@ the claim's table, figure and ledger entry."""
 
 from __future__ import annotations
 
-from kdprune.plan.config import schema
+from kdprune.plan.config import schema, teachers_of
 
 
 def claim_spec(cfg: dict, claim_id: str) -> dict:
@@ -14,7 +14,7 @@ def claim_spec(cfg: dict, claim_id: str) -> dict:
     setting = {
         "dataset": exp["dataset"],
         "student": exp["student"],
-        "teacher": exp["teacher"],
+        "teacher": list(dict.fromkeys(t for student in exp["student"] for t in teachers_of(exp, student))),
         "selection": exp["selection"],
         "keep": exp["keep"],
         "seeds": exp["seed"],
@@ -24,6 +24,8 @@ def claim_spec(cfg: dict, claim_id: str) -> dict:
         "replicate": exp["replicate"],
         "teacher_seeds": exp["teacher_seed"] if exp["replicate"] == "student" and exp["teacher"] else [],
     }
+    if isinstance(exp["teacher"], dict):  # teacher-student pairs
+        setting["pairs"] = [f"{t} -> {student}" for student, teachers in exp["teacher"].items() for t in teachers]
     for params in exp["loss"].values():  # a loss's parameter values (KD's alpha, temperature) as axes of the setting
         for name, values in params.items():
             setting[name] = sorted({*setting.get(name, []), *values})

@@ -236,6 +236,22 @@ def _replicate_seeds(experiments: dict, claims: dict) -> None:
         experiments[name]["seed"], experiments[name]["replicate_seeds"] = listed[:first], extra[: most - first]
 
 
+KD_TEACHER = "kd_teacher"  # `scores.<method>.teacher`: the student's own KD teacher
+
+
+def reads_kd_teacher(cfg: dict, method: str) -> bool:
+    """Whether a pruning method's scores are computed by each student's own KD teacher."""
+    score = cfg["scores"][method].get("score", method)
+    return cfg["scores"].get(score, {}).get("teacher") == KD_TEACHER
+
+
+def teachers_of(exp: dict, student: str) -> list[str]:
+    """The teacher architectures of a student architecture in an experiment: `teacher` as a list
+    (every student with every teacher) or as a mapping student -> teachers (pairs)."""
+    teacher = exp.get("teacher", [])
+    return list(teacher.get(student, [])) if isinstance(teacher, dict) else list(teacher)
+
+
 # A claim whose test varies one of these compares teachers: its replicates must redo the teacher.
 TEACHER_AXES = {"teacher", "teacher_params", "teacher_keep", "teacher_seed", "teacher_recipe"}
 
@@ -342,6 +358,8 @@ def check_names(cfg: dict) -> None:
             check(f"scores.{method}.epoch", settings["epoch"], trained_epochs(settings.get("score", method)))
         if "arch" in settings:
             check(f"scores.{method}.arch", settings["arch"], registered(MODELS))
+        if settings.get("teacher", KD_TEACHER) != KD_TEACHER:
+            check(f"scores.{method}.teacher", settings["teacher"], registered(MODELS))
         if "recipe" in settings:
             check(f"scores.{method}.recipe", settings["recipe"], one_of(recipes, "recipe"))
         if "rule" in settings:
@@ -352,7 +370,6 @@ def check_names(cfg: dict) -> None:
     axes = {
         "dataset": check_spec,
         "student": registered(MODELS),
-        "teacher": registered(MODELS),
         "recipe": one_of(recipes, "recipe"),
         "selection": one_of(cfg["scores"], "pruning method (none under scores:)"),
         "selection_rule": registered(RULES),
@@ -362,6 +379,12 @@ def check_names(cfg: dict) -> None:
             for i, value in enumerate(exp.get(axis, [])):
                 check(f"experiments.{ename}.{axis}[{i}]", value, test)
         check(f"experiments.{ename}.teacher_recipe", exp["teacher_recipe"], one_of(recipes, "recipe"))
+        pairs = exp["teacher"] if isinstance(exp["teacher"], dict) else {}
+        for student in pairs:
+            check(f"experiments.{ename}.teacher.{student}", student, one_of(exp["student"], "student (a key of teacher: must be in student)"))
+        for where, teachers in pairs.items() if pairs else [(None, exp["teacher"])]:
+            for i, value in enumerate(teachers):
+                check(f"experiments.{ename}.teacher{'.' + where if where else ''}[{i}]", value, registered(MODELS))
         for method in exp["selection"]:
             rules = [cfg["scores"][method].get("rule", rule) for rule in exp["selection_rule"]]
             cut = next((rule for rule in rules if method != "random" and RULES.meta(rule).get("needs_cutoff")), None)
@@ -371,8 +394,19 @@ def check_names(cfg: dict) -> None:
                     "highest cutoff score first; allowed: a key of scores (the CCS authors: aum)"
                 )
         needs = [loss for loss in exp["loss"] if LOSSES.meta(loss)["needs_teacher"]]
-        if needs and not exp.get("teacher"):
-            raise ConfigError(f"config: experiments.{ename}.teacher is missing: loss {needs[0]} needs a teacher; allowed: a list of model names")
+        by_teacher = [m for m in exp["selection"] if reads_kd_teacher(cfg, m)]
+        plain = [loss for loss in exp["loss"] if not LOSSES.meta(loss)["needs_teacher"]]
+        if by_teacher and plain:
+            raise ConfigError(
+                f"config: experiments.{ename}.loss has {plain[0]}, which has no teacher, but selection {by_teacher[0]} is scored by "
+                f"the student's KD teacher (scores.{by_teacher[0]}: teacher {KD_TEACHER}); allowed: losses that need a teacher"
+            )
+        missing = [a for a in exp["student"] if not teachers_of(exp, a)]
+        if needs and missing:
+            raise ConfigError(
+                f"config: experiments.{ename}.teacher is missing for student {missing[0]}: loss {needs[0]} needs a teacher; "
+                "allowed: a list of model names, or a mapping student -> list of model names"
+            )
     for cname, claim in cfg["claims"].items():
         check(f"claims.{cname}.experiment", claim["experiment"], one_of(cfg["experiments"], "experiment"))
         check(f"claims.{cname}.test.rule", claim["test"]["rule"], registered(VERDICT_RULES))

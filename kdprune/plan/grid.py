@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from kdprune.data import augmentation_of, dataset_slug, in_memory, label_noise_of
 from kdprune.losses import LOSSES
-from kdprune.plan.config import loss_parameters
+from kdprune.plan.config import KD_TEACHER, loss_parameters, reads_kd_teacher, teachers_of
 from kdprune.pruning import RULES
 
 FULL = "full"  # the selection of a keep-1.0 run: the whole training set, whatever the method
@@ -156,10 +156,15 @@ def _loss_variants(loss: str, params: dict) -> Iterator[tuple[str, tuple[tuple[s
             yield loss, point
 
 
-def _score_job(cfg: dict, dataset: str, method: str, seed: int) -> ScoreJob:
+def _score_job(cfg: dict, dataset: str, method: str, seed: int, kd_teacher: TeacherJob | None = None) -> ScoreJob:
+    """The score a method reads. A score whose settings name a `teacher` architecture reads that
+    teacher (teacher_recipe, full data, seed 0); `teacher: kd_teacher` reads the student's own KD
+    teacher (MDSLR: the difficulty is the distilling teacher's), one score per teacher and seed."""
     settings = cfg["scores"][method]
     score = settings.get("score", method)  # an alias (`ccs: {score: aum}`) reads another method's scores
     scored_by = cfg["scores"].get(score, {}).get("teacher")
+    if scored_by == KD_TEACHER:
+        return ScoreJob(dataset, score, seed, kd_teacher)
     teacher = TeacherJob(dataset, scored_by, cfg["teacher_recipe"], 0) if scored_by else None
     return ScoreJob(dataset, score, seed, teacher)
 
@@ -201,9 +206,10 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
                 continue
             chained = exp["replicate"] == "chain"
             teacher_seeds = [seed] if chained else exp["teacher_seed"]  # chain: replicate s trains teacher s
-            for t_arch, t_seed, t_keep in itertools.product(exp["teacher"], teacher_seeds, exp["teacher_keep"]):
+            for t_arch, t_seed, t_keep in itertools.product(teachers_of(exp, arch), teacher_seeds, exp["teacher_keep"]):
                 teacher = TeacherJob(dataset, t_arch, exp["teacher_recipe"], t_seed, float(t_keep))
-                yield StudentJob(**base, loss=loss, loss_params=point, teacher=teacher, chained=chained)
+                scored = {} if full or not reads_kd_teacher(cfg, method) else {"score": _score_job(cfg, dataset, method, seed, teacher)}
+                yield StudentJob(**{**base, **scored}, loss=loss, loss_params=point, teacher=teacher, chained=chained)
 
 
 def _view_tables(cfg: dict, students: Iterator[StudentJob]) -> set[TeacherJob]:

@@ -156,7 +156,7 @@ def test_unknown_key_lists_allowed_keys():
 
 def test_a_loss_needing_a_teacher_without_one_is_refused():
     msg = error_of(BASE, override("experiments.p1_alpha.teacher", []))
-    assert msg.startswith("config: experiments.p1_alpha.teacher is missing: loss kd needs a teacher")
+    assert msg.startswith("config: experiments.p1_alpha.teacher is missing for student resnet8: loss kd needs a teacher")
 
 
 def test_the_old_key_scale_says_what_it_is_now():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kdprune.plan import Plan
-from kdprune.plan.config import ROOT, load, normalise
+from kdprune.plan.config import ROOT, ConfigError, check_names, check_schema, load, normalise
 from kdprune.plan.grid import Grid
 
 
@@ -77,6 +77,48 @@ def test_a_teacher_stores_a_view_table_where_it_pays(mode, tabled):
     for key, (student,) in plan.jobs("student").items():
         read = plan.inputs("student", key)
         assert set(read) - {"scores"} == ({"teacher_views"} if student.teacher.arch in tabled else {"teacher"})
+
+
+def test_teacher_student_pairs_train_each_student_with_its_own_teachers():
+    """`teacher` as a mapping student -> teachers (P2's pairs) instead of every student with every teacher."""
+    grid = grid_of(student=["resnet8", "resnet14"], teacher={"resnet8": ["resnet20"], "resnet14": ["resnet32", "resnet56"]}, loss={"kd": {}})
+    pairs = sorted((s.teacher.arch, s.arch) for s in grid.students)
+    assert pairs == [("resnet20", "resnet8"), ("resnet32", "resnet14"), ("resnet56", "resnet14")]
+
+
+@pytest.mark.parametrize(
+    "teacher, message",
+    [
+        ({"resnet8": ["resnet20"], "resnet44x": ["resnet32"]}, "experiments.e.teacher.resnet44x = 'resnet44x' is not allowed: unknown student"),
+        ({"resnet8": ["resnet21"], "resnet14": ["resnet20"]}, "experiments.e.teacher.resnet8[0] = 'resnet21' is not allowed"),
+        ({"resnet14": ["resnet20"]}, "experiments.e.teacher is missing for student resnet8: loss kd needs a teacher"),
+    ],
+)
+def test_bad_pairs_fail_with_one_line_naming_the_key(teacher, message):
+    cfg = {k: v for k, v in load(ROOT / "config.yaml").items() if k != "replicates"}  # as a preset assembles it
+    exp = {"paper": "T", "student": ["resnet8", "resnet14"], "teacher": teacher, "selection": ["random"], "keep": [0.5], "loss": {"kd": {}}}
+    cfg = {**cfg, "experiments": {"e": exp}, "claims": {}}
+    with pytest.raises(ConfigError) as err:
+        check_schema(cfg)
+        check_names(normalise(cfg))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_score_of_the_kd_teacher_is_one_per_teacher_and_seed():
+    """`scores.<m>.teacher: kd_teacher` (MDSLR's difficulty): each student's selection is scored by its
+    own KD teacher; the score is shared by every keep fraction; a CE student cannot use it."""
+    cfg = load(ROOT / "config.yaml")
+    cfg["scores"]["el2n"] = {**cfg["scores"]["el2n"], "teacher": "kd_teacher"}
+    exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet14", "resnet20"], "selection": ["el2n"], "keep": [0.3, 0.5]}
+    exp |= {"seed": [0, 1], "loss": {"kd": {}}}
+    plan = Plan(normalise({**cfg, "experiments": {"e": exp}, "claims": {}}))
+    for student in plan.grid.students:
+        assert student.score.teacher == student.teacher and student.score.seed == student.seed
+    assert sorted(s.key for s in plan.grid.scores) == [f"el2n-{t}-teacher-s0-s{seed}" for t in ("resnet14", "resnet20") for seed in (0, 1)]
+    assert plan.inputs("score", plan.grid.scores[0].path)["teacher"].endswith("/teachers/resnet14-teacher-s0/model.pt")
+    cfg = {k: v for k, v in cfg.items() if k != "replicates"}
+    with pytest.raises(ConfigError, match="experiments.e.loss has ce, which has no teacher, but selection el2n is scored by"):
+        check_names(normalise({**cfg, "experiments": {"e": {**exp, "loss": {"ce": {}, "kd": {}}}}, "claims": {}}))
 
 
 def test_auto_replicate_is_per_student_when_no_claim_tests_a_teacher_property():
