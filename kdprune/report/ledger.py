@@ -10,6 +10,7 @@ import pandas as pd
 
 from kdprune.files import atomic_path, read_json, write_json, write_text
 from kdprune.report.markdown import format_markdown_table, in_points
+from kdprune.report.reported import reported_markdown, reported_summary
 
 # The setting's keys every claim has (kdprune/plan/claims.py); the others (loss parameters,
 # teacher_keep, label_noise) are listed after them.
@@ -55,6 +56,7 @@ def ledger_rows(verdicts: list[dict]) -> pd.DataFrame:
                 "confidence": v["confidence"],
                 "verdict": v["verdict"],
                 "reason": v["reason"],
+                "paper_reports": reported_summary(v.get("reported", [])),
             }
         )
     return pd.DataFrame(rows)
@@ -69,12 +71,12 @@ def _markdown(verdicts: list[dict]) -> str:
             "runs end to end; rerun with the `small` or `paper` preset for numbers that mean something.",
             "",
         ]
-    out += ["| claim | paper | verdict | effect (points) | seeds | evidence |", "|---|---|---|---|---|---|"]
+    out += ["| claim | paper | verdict | effect (points) | seeds | evidence | paper reports (points) |", "|---|---|---|---|---|---|---|"]
     for v in verdicts:
         diff = f"mean {_pts(v['mean_diff'])} (cells {_pts(v['min_diff'])} .. {_pts(v['max_diff'])})"
         out.append(
             f"| {v['claim']}{' (extension)' if v['extension'] else ''} | {v['paper']} | **{v['verdict']}** | {diff} | "
-            f"{v['n_seeds']} | {'yes' if v['evidence'] else 'no'} |"
+            f"{v['n_seeds']} | {'yes' if v['evidence'] else 'no'} | {reported_summary(v.get('reported', []))} |"
         )
     for v in verdicts:
         s = v["setting"]
@@ -101,6 +103,7 @@ def _markdown(verdicts: list[dict]) -> str:
             format_markdown_table(in_points(pd.DataFrame(v["cells"]))),
             f"**Verdict: {v['verdict']}**: {v['reason']}." + ("" if v["evidence"] else f" Evidence: {NOT_EVIDENCE}."),
             "",
+            reported_markdown(v.get("reported", [])),
         ]
     return "\n".join(out)
 

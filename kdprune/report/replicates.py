@@ -18,9 +18,9 @@ import pandas as pd
 
 from kdprune.files import read_json, write_json
 from kdprune.report import VERDICT_RULES
+from kdprune.report.matching import equal, matches
 from kdprune.report.runs import with_full_data_in_every_selection
 from kdprune.report.stats import UNRESOLVED, seeds_needed
-from kdprune.report.verdicts import _equal, matches
 
 
 def _ends(df: pd.DataFrame, axis: str) -> pd.DataFrame:
@@ -31,7 +31,7 @@ def _ends(df: pd.DataFrame, axis: str) -> pd.DataFrame:
 # The runs a rule reads in a cell, beyond the cell's axes, `where`, treatment and control: a seed
 # is added to these only (e.g. larger_gain reads the factor's low and high values, not the others).
 CELL_RUNS: dict[str, Callable[[pd.DataFrame, dict], pd.DataFrame]] = {
-    "larger_gain": lambda df, test: df[_equal(df[test["factor"]], test["low"]) | _equal(df[test["factor"]], test["high"])],
+    "larger_gain": lambda df, test: df[equal(df[test["factor"]], test["low"]) | equal(df[test["factor"]], test["high"])],
     "best_value_shifts": lambda df, test: _ends(df, test["along"]),
     "trend": lambda df, test: _ends(df, test["fades_along"]) if test.get("fades_along") else df,
 }

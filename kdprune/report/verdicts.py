@@ -26,6 +26,8 @@ import pandas as pd
 from kdprune.files import atomic_path, read_json, write_json, write_text
 from kdprune.report import VERDICT_RULES
 from kdprune.report.markdown import format_markdown_table, in_points
+from kdprune.report.matching import equal, matches
+from kdprune.report.reported import compare_reported, reported_markdown
 from kdprune.report.runs import ce_as_alpha_zero, read_runs_table, with_full_data_in_every_selection
 from kdprune.report.stats import BETTER, WORSE, binomial_sd, contrast, decide
 
@@ -33,35 +35,6 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclu
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def _equal(col: pd.Series, value) -> pd.Series:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and pd.api.types.is_numeric_dtype(col):
-        return pd.Series(np.isclose(col.astype(float), float(value)), index=col.index)
-    return col.astype(str) == str(value)
-
-
-def _any_of(col: pd.Series, values: list) -> pd.Series:
-    mask = pd.Series(False, index=col.index)
-    for value in values:
-        mask |= _equal(col, value)
-    return mask
-
-
-def matches(df: pd.DataFrame, values: dict) -> pd.Series:
-    mask = pd.Series(True, index=df.index)
-    for axis, value in values.items():
-        col = df[axis]
-        if isinstance(value, dict) and "not" in value:
-            mask &= ~_any_of(col, value["not"])
-        elif isinstance(value, dict):
-            num = pd.to_numeric(col, errors="coerce")
-            mask &= (num >= value.get("min", -math.inf)) & (num <= value.get("max", math.inf))
-        elif isinstance(value, list):
-            mask &= _any_of(col, value)
-        else:
-            mask &= _equal(col, value)
-    return mask
 
 
 def verdict_from(table: pd.DataFrame, what: str) -> tuple[str, str]:
@@ -173,7 +146,7 @@ def larger_gain(runs: pd.DataFrame, test: dict):
     treat, ctrl = runs[matches(runs, test["treatment"])], runs[matches(runs, test["control"])]
     for cell, t in _cell_groups(treat, list(test.get("cells", []))):
         c = ctrl[matches(ctrl, {k: v for k, v in cell.items() if k not in test["control"]})]
-        ends = {(name, end): df[_equal(df[factor], test[end])] for name, df in (("t", t), ("c", c)) for end in ("low", "high")}
+        ends = {(name, end): df[equal(df[factor], test[end])] for name, df in (("t", t), ("c", c)) for end in ("low", "high")}
         g = pd.concat(
             [(_seed_means(ends[(name, "high")], metric) - _seed_means(ends[(name, "low")], metric)).rename(name) for name in ("t", "c")],
             axis=1,
@@ -336,6 +309,7 @@ def evaluate_claim(spec: dict, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         "verdict": verdict,
         "reason": why,
         "cells": table.replace({np.nan: None}).to_dict("records"),
+        "reported": compare_reported(spec.get("reported", []), runs),
     }
     return table, result
 
@@ -355,7 +329,11 @@ def evaluate_claim_files(spec: dict, runs_path: Path, table_csv: Path, verdict_j
     units = "Accuracies, effects and intervals in points (percent), as in the ledger.\n\n"
     write_text(
         table_csv.with_suffix(".md"),
-        title + units + format_markdown_table(in_points(table)) + f"\nVerdict: **{result['verdict']}**: {result['reason']}.\n",
+        title
+        + units
+        + format_markdown_table(in_points(table))
+        + f"\nVerdict: **{result['verdict']}**: {result['reason']}.\n\n"
+        + reported_markdown(result["reported"]),
     )
     write_json(verdict_json, result)
     return result
