@@ -341,6 +341,8 @@ def check_names(cfg: dict) -> None:
     check("teacher_recipe", cfg["teacher_recipe"], one_of(recipes, "recipe"))
     for name, recipe in recipes.items():
         check(f"recipes.{name}.schedule", recipe["schedule"], registered(SCHEDULES))
+        for arch in recipe.get("lr_by_arch", {}):
+            check(f"recipes.{name}.lr_by_arch.{arch}", arch, registered(MODELS))
 
     def trained_epochs(score):
         def test(value):

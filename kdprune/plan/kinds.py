@@ -42,6 +42,16 @@ def _common(cfg: dict, dataset: str) -> dict:
     }
 
 
+def recipe_for(cfg: dict, name: str, arch: str) -> dict:
+    """A recipe as one architecture trains it: `lr_by_arch` (e.g. MDSLR's lr 0.01 for MobileNetV2 and
+    the ShuffleNets) replaces `lr` for the architectures it names and is not part of the spec."""
+    recipe = dict(cfg["recipes"][name])
+    by_arch = recipe.pop("lr_by_arch", {})
+    if arch in by_arch:
+        recipe["lr"] = by_arch[arch]
+    return recipe
+
+
 def teacher_spec(cfg: dict, job: TeacherJob) -> dict:
     subset = (
         {"keep": 1.0, "selection_method": FULL}
@@ -53,7 +63,7 @@ def teacher_spec(cfg: dict, job: TeacherJob) -> dict:
         **_common(cfg, job.dataset),
         "role": "teacher",
         "arch": job.arch,
-        "recipe": cfg["recipes"][job.recipe],
+        "recipe": recipe_for(cfg, job.recipe, job.arch),
         "loss": "ce",
         "loss_params": {},
         "seed": job.seed,
@@ -65,7 +75,7 @@ def teacher_spec(cfg: dict, job: TeacherJob) -> dict:
 def score_spec(cfg: dict, job: ScoreJob) -> dict:
     settings = dict(cfg["scores"][job.method])
     if "recipe" in settings:
-        settings["recipe"] = cfg["recipes"][settings["recipe"]]
+        settings["recipe"] = recipe_for(cfg, settings["recipe"], settings.get("arch"))
     upstream = {"teacher_spec": teacher_spec(cfg, job.teacher)} if job.teacher else {}
     return {**_common(cfg, job.dataset), "role": "score", "method": job.method, "seed": job.seed, "settings": settings, **upstream}
 
@@ -79,7 +89,7 @@ def student_spec(cfg: dict, job: StudentJob) -> dict:
         **_common(cfg, job.dataset),
         "role": "student",
         "arch": job.arch,
-        "recipe": cfg["recipes"][job.recipe],
+        "recipe": recipe_for(cfg, job.recipe, job.arch),
         "selection_method": job.selection_method,
         "selection_rule": job.selection_rule,
         "keep": job.keep,

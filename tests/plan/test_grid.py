@@ -121,6 +121,32 @@ def test_a_score_of_the_kd_teacher_is_one_per_teacher_and_seed():
         check_names(normalise({**cfg, "experiments": {"e": {**exp, "loss": {"ce": {}, "kd": {}}}}, "claims": {}}))
 
 
+def test_a_recipe_may_set_the_learning_rate_of_some_architectures():
+    """`lr_by_arch` (MDSLR: lr 0.01 for MobileNetV2 and the ShuffleNets) is resolved into each run's
+    spec; recipes without it keep their specs (and hashes) as they were."""
+    cfg = load(ROOT / "config.yaml")
+    before = Plan(
+        normalise(
+            {
+                **cfg,
+                "experiments": {"e": {"paper": "T", "student": ["resnet8", "resnet14"], "selection": ["random"], "keep": [0.5], "loss": {"ce": {}}}},
+                "claims": {},
+            }
+        )
+    )
+    cfg["recipes"]["student"] = {**cfg["recipes"]["student"], "lr_by_arch": {"resnet14": 0.01}}
+    plan = Plan(normalise({**cfg, "experiments": before.cfg["experiments"], "claims": {}}))
+    specs = {job.arch: plan.spec("student", key)[0] for key, (job, *_) in plan.jobs("student").items()}
+    assert specs["resnet14"]["recipe"]["lr"] == 0.01 and specs["resnet8"]["recipe"]["lr"] == cfg["recipes"]["student"]["lr"]
+    assert all("lr_by_arch" not in spec["recipe"] for spec in specs.values())
+    assert {k: plan.settings("student", k) for k in plan.jobs("student") if "resnet8-" in k} == {
+        k: before.settings("student", k) for k in before.jobs("student") if "resnet8-" in k
+    }
+    cfg["recipes"]["student"]["lr_by_arch"] = {"mobilenet_v9": 0.01}
+    with pytest.raises(ConfigError, match=r"recipes.student.lr_by_arch.mobilenet_v9 = 'mobilenet_v9' is not allowed"):
+        check_names(normalise({**{k: v for k, v in cfg.items() if k != "replicates"}, "experiments": before.cfg["experiments"], "claims": {}}))
+
+
 def test_auto_replicate_is_per_student_when_no_claim_tests_a_teacher_property():
     cfg = load(ROOT / "config.yaml")
     assert cfg["experiments"]["p1_kd_vs_ce"]["replicate"] == "student" and cfg["experiments"]["p1_capacity"]["replicate"] == "chain"
