@@ -32,6 +32,7 @@ from kdprune.report.runs import ce_as_alpha_zero, read_runs_table, with_full_dat
 from kdprune.report.stats import BETTER, WORSE, binomial_sd, contrast, decide
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+COST_NOT_MATCHED = "cost not matched"
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -42,11 +43,11 @@ def verdict_from(table: pd.DataFrame, what: str) -> tuple[str, str]:
     if not len(table):
         return INCONCLUSIVE, "no runs match the test"
     status = list(table["status"])
-    better, worse = status.count(BETTER), status.count(WORSE)
+    better, worse, unmatched = status.count(BETTER), status.count(WORSE), status.count(COST_NOT_MATCHED)
     why = (
         f"{what} in {better}/{len(status)} cells, significantly the other way in {worse} "
-        f"(Holm over the cells), unresolved in {len(status) - better - worse}"
-    )
+        f"(Holm over the cells), unresolved in {len(status) - better - worse - unmatched}"
+    ) + (f", not compared at matched cost in {unmatched}" if unmatched else "")
     if worse:
         return NOT_SUPPORTED, why
     return (SUPPORTED if better == len(status) else INCONCLUSIVE), why
@@ -114,8 +115,31 @@ def paired_cells(runs: pd.DataFrame, test: dict, threshold: float) -> pd.DataFra
     for cell, t in _cell_groups(treat, list(test.get("cells", []))):
         c = ctrl[matches(ctrl, {k: v for k, v in cell.items() if k not in test["control"]})]
         for value, cc in c.groupby(each_of) if each_of else [(None, c)]:
-            rows.append({**cell, **({f"control_{each_of}": value} if each_of else {}), **_paired(t, cc, test, threshold, n_test)})
-    return _judged(rows, test)
+            cost = _cost(t, cc, test["cost"]) if "cost" in test else {}
+            rows.append({**cell, **({f"control_{each_of}": value} if each_of else {}), **_paired(t, cc, test, threshold, n_test), **cost})
+    return _cost_status(_judged(rows, test), test.get("cost"))
+
+
+def _cost(t: pd.DataFrame, c: pd.DataFrame, cost: dict) -> dict:
+    metric = cost["metric"]
+    t_cost, c_cost = pd.to_numeric(t[metric], errors="coerce").mean(), pd.to_numeric(c[metric], errors="coerce").mean()
+    return {"treatment_cost": t_cost, "control_cost": c_cost, "cost_ratio": t_cost / c_cost if c_cost else math.nan}
+
+
+def _cost_status(table: pd.DataFrame, cost: dict | None) -> pd.DataFrame:
+    """A test's `cost` (means over runs, not a statistical test: sample-steps are exact, seconds are
+    measured): `match_within` r — a cell whose treatment/control cost ratio is off 1 by more than r
+    compares unequal budgets and is not judged (COST_NOT_MATCHED); `at_most` q — a claim of "less
+    cost" fails (`worse`) in a cell whose ratio exceeds q, whatever the accuracy."""
+    if not cost or not len(table):
+        return table
+    ratio = table["cost_ratio"]
+    status = table["status"].copy()
+    if "match_within" in cost:
+        status[~((ratio - 1).abs() <= cost["match_within"])] = COST_NOT_MATCHED
+    if "at_most" in cost:
+        status[~(ratio <= cost["at_most"])] = WORSE
+    return table.assign(status=status)
 
 
 def improves_everywhere(runs: pd.DataFrame, test: dict):
