@@ -95,7 +95,7 @@ class StudentJob:
     def selection(self) -> str:
         # Rule parameters (class balance, medium window centre ...) are global `selection:`
         # settings: recorded in each run's spec, and a change reruns the runs, not new paths.
-        if self.selection_method in (FULL, "random") or self.selection_rule == self.selection_method:
+        if self.selection_rule in (None, self.selection_method):  # full, random, a dynamic method, or a method named after its rule
             return self.selection_method
         return f"{self.selection_method}-{self.selection_rule}"
 
@@ -183,11 +183,15 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
     )
     for dataset, noise, arch, recipe, method, rule, keep, (loss_name, params), seed in axes:
         dataset = f"{dataset}+noise{noise:g}" if noise > 0 else dataset
-        full = keep >= 1.0
         settings = cfg["scores"][method]
+        # A dynamic method (InfoBatch) prunes inside training and sees the whole training set: one
+        # run at keep 1.0 whatever the keep list, with no score file, and not the `full` run.
+        dynamic = "dynamic" in settings
+        keep = 1.0 if dynamic else keep
+        full = keep >= 1.0 and not dynamic
         # A method whose settings name a rule always uses it (moderate coreset: medium band).
-        rule = None if full or method == "random" else settings.get("rule", rule)
-        score = None if full else _score_job(cfg, dataset, method, seed)
+        rule = None if full or dynamic or method == "random" else settings.get("rule", rule)
+        score = None if full or dynamic else _score_job(cfg, dataset, method, seed)
         cutoff = _score_job(cfg, dataset, settings["cutoff_score"], seed) if rule and RULES.meta(rule).get("needs_cutoff") else None
         base = dict(
             dataset=dataset,
@@ -208,7 +212,7 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
             teacher_seeds = [seed] if chained else exp["teacher_seed"]  # chain: replicate s trains teacher s
             for t_arch, t_seed, t_keep in itertools.product(teachers_of(exp, arch), teacher_seeds, exp["teacher_keep"]):
                 teacher = TeacherJob(dataset, t_arch, exp["teacher_recipe"], t_seed, float(t_keep))
-                scored = {} if full or not reads_kd_teacher(cfg, method) else {"score": _score_job(cfg, dataset, method, seed, teacher)}
+                scored = {} if full or dynamic or not reads_kd_teacher(cfg, method) else {"score": _score_job(cfg, dataset, method, seed, teacher)}
                 yield StudentJob(**{**base, **scored}, loss=loss, loss_params=point, teacher=teacher, chained=chained)
 
 

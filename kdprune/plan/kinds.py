@@ -80,6 +80,13 @@ def score_spec(cfg: dict, job: ScoreJob) -> dict:
     return {**_common(cfg, job.dataset), "role": "score", "method": job.method, "seed": job.seed, "settings": settings, **upstream}
 
 
+def _dynamic(cfg: dict, job: StudentJob) -> dict:
+    """A dynamic method's pruning settings (InfoBatch: `scores.<m>.dynamic`), only where there are
+    some, so that the specs (and hashes) of the other runs stay as they were."""
+    settings = cfg["scores"].get(job.selection_method, {})
+    return {"dynamic": settings["dynamic"]} if "dynamic" in settings else {}
+
+
 def student_spec(cfg: dict, job: StudentJob) -> dict:
     # The specs of the teacher and the score it depends on make the run self-describing.
     upstream = {"teacher_spec": job.teacher and teacher_spec(cfg, job.teacher), "score_spec": job.score and score_spec(cfg, job.score)}
@@ -94,6 +101,7 @@ def student_spec(cfg: dict, job: StudentJob) -> dict:
         "selection_rule": job.selection_rule,
         "keep": job.keep,
         "selection": cfg["selection"] if job.score else None,
+        **_dynamic(cfg, job),
         "loss": job.loss,
         "loss_params": dict(job.loss_params),
         "seed": job.seed,

@@ -147,6 +147,21 @@ def test_a_recipe_may_set_the_learning_rate_of_some_architectures():
         check_names(normalise({**{k: v for k, v in cfg.items() if k != "replicates"}, "experiments": before.cfg["experiments"], "claims": {}}))
 
 
+def test_a_dynamic_method_is_one_run_on_the_whole_training_set_with_its_settings_in_the_spec():
+    """InfoBatch prunes inside training: whatever the keep list, one run at keep 1.0, no score file,
+    labelled by its method (not `full`), its settings in the spec; other runs' specs unchanged."""
+    cfg = load(ROOT / "config.yaml")
+    cfg["scores"]["infobatch"] = {"dynamic": {"kind": "infobatch", "ratio": 0.5, "delta": 0.875}}
+    exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet14"], "selection": ["random", "infobatch"], "keep": [0.3, 0.7, 1.0]}
+    exp |= {"seed": [0], "loss": {"kd": {}}}
+    plan = Plan(normalise({**cfg, "experiments": {"e": exp}, "claims": {}}))
+    runs = sorted((s.selection, s.keep, s.score is None) for s in plan.grid.students)
+    assert runs == [("full", 1.0, True), ("infobatch", 1.0, True), ("random", 0.3, False), ("random", 0.7, False)]
+    specs = {job.selection: plan.spec("student", key)[0] for key, (job,) in plan.jobs("student").items()}
+    assert specs["infobatch"]["dynamic"] == {"kind": "infobatch", "ratio": 0.5, "delta": 0.875}
+    assert all("dynamic" not in specs[name] for name in ("full", "random"))
+
+
 def test_auto_replicate_is_per_student_when_no_claim_tests_a_teacher_property():
     cfg = load(ROOT / "config.yaml")
     assert cfg["experiments"]["p1_kd_vs_ce"]["replicate"] == "student" and cfg["experiments"]["p1_capacity"]["replicate"] == "chain"
