@@ -22,6 +22,12 @@ METRIC_COLUMNS = [
     "train_seconds",
     "train_images_per_s",
     "teacher_views",
+    "sample_steps",  # images trained on, summed over epochs (InfoBatch's cost; P2-C3 matches it)
+    "student_acc_kept",  # teacher and student on the kept training images (kdprune/train/agreement.py)
+    "teacher_acc_kept",
+    "ts_gap",
+    "agreement_kept",
+    "checkpoint_sha256",  # an imported teacher's file
     "settings_hash",
     "code_rev",
     "device",
