@@ -48,7 +48,7 @@ def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log:
     """The seeds of one grid point (one spec each), in one process (config `stack_seeds`). The
     teacher input is one file, or one per seed when each seed has its own (chained replicates)."""
     out_dirs = [Path(outputs[f"model_s{spec['seed']}"]).parent for spec in specs]
-    paths = {key: [Path(p) for p in ([value] if isinstance(value, str) else value)] for key, value in inputs.items()}
+    paths = {key: Path(value) if isinstance(value, str) else [Path(p) for p in value] for key, value in inputs.items()}
     run_seeds(
         specs,
         out_dirs,

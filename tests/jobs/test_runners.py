@@ -96,6 +96,18 @@ def test_a_chained_group_trains_each_seed_with_its_own_teacher(tmp_path, teacher
         run_seeds([chained(s) for s in teachers], [tmp_path / f"c{s}" for s in teachers], [teacher_file], log=quiet)
 
 
+def test_a_job_reads_one_teacher_file_for_all_its_seeds_as_the_workflow_gives_it(tmp_path, teacher_file):
+    """`kdprune run student`: the inputs name one teacher file (a path) for a grid point's seeds, or
+    one per seed (a list) for a chained one; the scores are one per seed either way."""
+    from kdprune.jobs.runners import run_students
+
+    seeds = [0, 1]
+    outputs = {f"model_s{s}": str(tmp_path / f"s{s}" / "model.pt") for s in seeds}
+    run_students([spec(s, "kd") for s in seeds], {"teacher": str(teacher_file)}, outputs, {"stack_seeds": "sequential"}, log=quiet)
+    for s in seeds:
+        assert (tmp_path / f"s{s}" / "metrics.json").is_file()
+
+
 def test_stacked_seeds_write_each_run(tmp_path, teacher_file):
     seeds = [0, 1, 2]
     dirs = [tmp_path / f"s{s}" for s in seeds]
