@@ -281,7 +281,7 @@ def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, 
     if stack in ("off", "sequential") or (stack == "auto" and device.type != "cuda"):
         return "sequential"
     why_not = (
-        "the architecture is not a CIFAR ResNet"
+        f"the architecture ({type(model).__name__}) is not a CIFAR ResNet, the one family kdprune.train.stacking stacks"
         if not isinstance(model, CifarResNet)
         else "the dataset is streamed from disk"
         if not hasattr(data, "x_train")

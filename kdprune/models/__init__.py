@@ -13,9 +13,20 @@ for _depth in (8, 14, 20, 32, 44, 56, 110):
     MODELS.declare(f"resnet{_depth}", "kdprune.models.resnet_cifar:CifarResNet", args={"depth": _depth, "widths": (16, 16, 32, 64)})
 for _depth in (8, 32):
     MODELS.declare(f"resnet{_depth}x4", "kdprune.models.resnet_cifar:CifarResNet", args={"depth": _depth, "widths": (32, 64, 128, 256)})
-# torchvision's ImageNet ResNets, randomly initialised.
+# CIFAR Wide ResNets, VGGs (with BN), MobileNetV2 (width 0.5), ShuffleNets and the CIFAR ResNet50, under
+# RepDistiller's model_dict names (docs/zoo.md lists every model with its source and size).
+for _depth, _widen in ((16, 1), (16, 2), (40, 1), (40, 2)):
+    MODELS.declare(f"wrn_{_depth}_{_widen}", "kdprune.models.wrn:WideResNet", args={"depth": _depth, "widen_factor": _widen})
+for _depth in (8, 11, 13, 16, 19):
+    MODELS.declare(f"vgg{_depth}", "kdprune.models.vgg:VGG", args={"depth": _depth})
+MODELS.declare("MobileNetV2", "kdprune.models.mobilenetv2:MobileNetV2")
+MODELS.declare("ShuffleV1", "kdprune.models.shufflenet:ShuffleNetV1")
+MODELS.declare("ShuffleV2", "kdprune.models.shufflenet:ShuffleNetV2")
+MODELS.declare("ResNet50", "kdprune.models.resnetv2:CifarBottleneckResNet")
+# torchvision's ImageNet ResNets, randomly initialised, and mdistiller's ImageNet MobileNet (V1).
 for _depth in (18, 34, 50):
     MODELS.declare(f"tv_resnet{_depth}", "kdprune.models.torchvision_resnet:TorchvisionResNet", args={"arch": f"resnet{_depth}"})
+MODELS.declare("MobileNet", "kdprune.models.mobilenet:MobileNetV1")
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 3):

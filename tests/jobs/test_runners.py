@@ -161,6 +161,22 @@ def test_stack_mode_falls_back_to_sequential_when_the_network_cannot_stack(tmp_p
     assert any("not a CIFAR ResNet" in line for line in logs)
 
 
+def test_the_new_families_train_in_turn_when_asked_to_stack(tmp_path):
+    """Only CIFAR ResNets stack; a Wide ResNet's seeds in a `stacked` job train one after the other,
+    each as it would alone, and the log says why."""
+    logs = []
+    specs = [dict(spec(s, keep=0.05, epochs=1), arch="wrn_16_1", axes={"arch": "wrn_16_1", "seed": s}) for s in (0, 1)]
+    out = run_seeds(specs, [tmp_path / "a", tmp_path / "b"], log=logs.append, stack="stacked")
+    assert [m["stack"] for m in out] == [{"mode": "sequential", "size": 2}] * 2
+    assert [line for line in logs if line.startswith("[stack]")] == [
+        "[stack] training the seeds one after the other: the architecture (WideResNet) is not a CIFAR ResNet, "
+        "the one family kdprune.train.stacking stacks"
+    ]
+    alone = run_training(specs[1], tmp_path / "c", log=quiet)
+    assert out[1]["final_acc"] == alone["final_acc"] and out[1]["n_params"] == alone["n_params"]
+    assert type(load_teacher(tmp_path / "a/model.pt")).__name__ == "WideResNet"
+
+
 def test_a_job_scheduled_with_other_settings_than_the_plan_stops_with_one_line(tmp_path):
     """`kdprune run` looks its job up in the plan; if the plan changed since Snakemake scheduled the
     job (another run rewrote it), the job refuses to train on settings it was not scheduled with."""
