@@ -62,7 +62,7 @@ KNOWN_META = {
     "DATASETS": {"geometry", "augmentation", "streamed", "needs_argument"},
     "LOSSES": {"needs_teacher", "same_as"},
     "SCORES": {"min_epoch"},
-    "RULES": {"needs_cutoff"},
+    "RULES": {"needs_cutoff", "equal_budget"},
 }
 ENTRIES = [pytest.param(reg, name, id=f"{reg}:{name}") for reg, registry in REGISTRIES.items() for name in registry.names()]
 
@@ -373,12 +373,15 @@ def test_selection_rule_keeps_round_keep_n_per_class(name, keep, imbalanced, smo
     assert kept.dtype.kind == "i" and np.array_equal(kept, np.unique(kept))  # sorted, no repeats
     assert kept.min() >= 0 and kept.max() < len(labels)
     per_class = np.bincount(labels[kept], minlength=len(CLASS_SIZES))
-    assert per_class.tolist() == [max(1, round(keep * n)) for n in CLASS_SIZES]
+    equal = RULES.meta(name).get("equal_budget") and keep < 1.0  # one k for every class (mdslr)
+    share = max(1, int(len(labels) / len(CLASS_SIZES) * keep))
+    assert per_class.tolist() == [min(share, n) if equal else max(1, round(keep * n)) for n in CLASS_SIZES]
     assert np.array_equal(kept, select(0))  # a seed fixes the subset
     if keep == 1.0:
         assert np.array_equal(kept, np.arange(len(labels)))
     pooled = select(0, class_balanced=False)
-    assert len(pooled) == max(1, round(keep * len(labels))) and np.array_equal(pooled, np.unique(pooled))
+    n_pooled = max(1, int(len(labels) * keep)) if equal else max(1, round(keep * len(labels)))
+    assert len(pooled) == n_pooled and np.array_equal(pooled, np.unique(pooled))
     assert np.array_equal(pooled, select(0, class_balanced=False))
 
 

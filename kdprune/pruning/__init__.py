@@ -8,7 +8,10 @@ computed once per (dataset, method, seed) and reused by every keep fraction. Eac
 (kdprune.train.accel) applies to the training runs only: the scores themselves (logits, gradient
 norms, features) are evaluated in fp32. Definitions and sources: docs/scores.md.
 
-Selection rules: `rule(order, sorted_scores, k, settings, rng) -> kept indices` (kdprune.pruning.selection)."""
+Selection rules: `rule(order, sorted_scores, k, settings, rng) -> kept indices` (kdprune.pruning.selection).
+Declaration metadata: `needs_cutoff` (the rule first drops the samples a second score marks as
+suspect); `equal_budget` (every class gets the same k = int(N / C * keep), N samples, C classes,
+capped at the class's size, instead of round(keep * n_c))."""
 
 from __future__ import annotations
 
@@ -30,3 +33,5 @@ RULES.declare("easiest", "kdprune.pruning.selection:keep_easiest")
 RULES.declare("medium", "kdprune.pruning.selection:keep_medium")
 # needs_cutoff: the rule first drops the samples a second score marks as suspect (scores.<m>.cutoff_score)
 RULES.declare("ccs", "kdprune.pruning.selection:keep_ccs", needs_cutoff=True)
+# equal_budget: MDSLR's medium window gives every class the same k = int(N / C * keep)
+RULES.declare("mdslr", "kdprune.pruning.selection:keep_mdslr", equal_budget=True)
