@@ -32,7 +32,7 @@ from kdprune.models import MODELS, create_model
 from kdprune.plan import Plan
 from kdprune.plan.config import load, schema, schema_default
 from kdprune.plan.kinds import JOB_KINDS, JobKind
-from kdprune.pruning import RULES, SCORES
+from kdprune.pruning import RULES, SCORES, score_and_extras
 from kdprune.pruning.selection import select_indices
 from kdprune.registry import Registry
 from kdprune.report import FIGURES, VERDICT_RULES
@@ -61,7 +61,7 @@ REGISTRIES: dict[str, Registry] = {
 KNOWN_META = {
     "DATASETS": {"geometry", "augmentation", "streamed", "needs_argument"},
     "LOSSES": {"needs_teacher", "same_as"},
-    "SCORES": {"min_epoch"},
+    "SCORES": {"min_epoch", "needs_teacher"},
     "RULES": {"needs_cutoff", "equal_budget"},
 }
 ENTRIES = [pytest.param(reg, name, id=f"{reg}:{name}") for reg, registry in REGISTRIES.items() for name in registry.names()]
@@ -337,15 +337,21 @@ def digits_slice(digits):
 @pytest.mark.parametrize("name", SCORES.names())
 def test_score_shape_finite_and_seeded(name, digits_slice):
     score = SCORES.get(name)
+    settings = dict(SCORE_SETTINGS)
+    if SCORES.meta(name).get("needs_teacher"):  # a trained teacher in the runner; a seeded fresh one here
+        torch.manual_seed(0)
+        settings["teacher_model"] = create_model("resnet8", digits_slice.num_classes, digits_slice.channels).eval()
 
     def run(seed):
-        return score(digits_slice, dict(SCORE_SETTINGS), seed, CPU, quiet, accel=Accel())
+        return score_and_extras(score(digits_slice, dict(settings), seed, CPU, quiet, accel=Accel()))
 
-    a = run(0)
+    a, extras = run(0)
     assert isinstance(a, np.ndarray) and a.shape == (len(digits_slice.y_train),) and a.dtype == np.float64
     assert np.isfinite(a).all() and np.ptp(a) > 0
-    assert np.array_equal(a, run(0))
-    assert not np.array_equal(a, run(1))
+    assert all(isinstance(v, np.ndarray) for v in extras.values()) and not {"scores", "labels"} & set(extras)  # names of the file's own
+    again, extras_again = run(0)
+    assert np.array_equal(a, again) and all(np.array_equal(extras[k], extras_again[k]) for k in extras)
+    assert not np.array_equal(a, run(1)[0])
 
 
 CLASS_SIZES = [50, 23, 7, 1, 120, 2]

@@ -22,7 +22,7 @@ from kdprune.models.resnet_cifar import CifarResNet
 from kdprune.plan.grid import FULL
 from kdprune.plan.kinds import settings_hash
 from kdprune.provenance import code_revision, platform_info
-from kdprune.pruning import SCORES
+from kdprune.pruning import SCORES, score_and_extras
 from kdprune.pruning.selection import select_indices
 from kdprune.train.accel import resolve_accel
 from kdprune.train.loop import Recipe, fit, fit_stack, pick_device, seed_everything
@@ -65,19 +65,25 @@ def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log:
 
 
 def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, teacher_path: Path | None = None) -> None:
-    """A pruning score of every training sample -> out (.npz) and its metadata (.json). A score
+    """A pruning score of every training sample -> out (.npz: `scores`, `labels`, and any extra
+    array the score returns, e.g. teacher_ce's `class_logit_std`) and its metadata (.json). A score
     whose settings name a teacher gets the trained teacher as `settings["teacher_model"]`."""
     t0 = time.perf_counter()
+    if SCORES.meta(spec["method"]).get("needs_teacher") and not teacher_path:
+        raise ValueError(f"score {spec['method']} needs a trained teacher: name its architecture as scores.{spec['method']}.teacher")
     device = pick_device(spec["device"])
     data = load_data(spec)
     accel = resolve_accel(spec["accel"], device)
     settings = {**spec["settings"], **({"teacher_model": load_teacher(teacher_path)} if teacher_path else {})}
-    scores = np.asarray(SCORES.get(spec["method"])(data, settings, spec["seed"], device, log, accel=accel), dtype=np.float64)
+    scores, extras = score_and_extras(SCORES.get(spec["method"])(data, settings, spec["seed"], device, log, accel=accel))
+    scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (len(data.y_train),) or not np.isfinite(scores).all():
         raise RuntimeError(
             f"score {spec['method']} returned {scores.shape} values (finite: {np.isfinite(scores).all()}), expected {len(data.y_train)} finite"
         )
-    save_npz(out, scores=scores, labels=data.y_train.numpy())
+    if {"scores", "labels"} & set(extras):
+        raise RuntimeError(f"score {spec['method']} returned extra arrays named like the file's own: {sorted(extras)}")
+    save_npz(out, scores=scores, labels=data.y_train.numpy(), **{name: np.asarray(value) for name, value in extras.items()})
     write_json(
         out.with_suffix(".json"),
         {

@@ -10,7 +10,7 @@ import yaml
 
 from kdprune.data.images import load_dataset
 from kdprune.files import save_npz, save_torch
-from kdprune.jobs.runners import _subset, load_teacher, run_seeds, run_training
+from kdprune.jobs.runners import _subset, compute_score, load_teacher, run_seeds, run_training
 from kdprune.models import create_model
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -192,3 +192,25 @@ def test_a_ccs_student_cuts_by_its_cutoff_score_file(tmp_path):
     assert all(rank_in_class[i] >= cut_per_class[labels[i]] for i in kept)
     by_selection = _subset(ccs, data, selection, None, torch.device("cpu"), quiet)
     assert any(rank_in_class[i] < cut_per_class[labels[i]] for i in by_selection)  # cut by itself, the first survive
+
+
+def score_spec(method: str, **settings) -> dict:
+    base = {k: v for k, v in spec(0).items() if k in ("dataset", "data_root", "download", "device", "accel", "augmentation")}
+    return {**base, "role": "score", "method": method, "seed": 0, "settings": settings}
+
+
+def test_a_score_file_holds_the_extra_arrays_a_score_returns(tmp_path, teacher_file):
+    """teacher_ce returns the per-class mean teacher logit std beside its scores; other scores write
+    scores and labels only."""
+    out = tmp_path / "teacher_ce.npz"
+    compute_score(score_spec("teacher_ce", teacher="resnet8", views="augmented"), out, quiet, teacher_path=teacher_file)
+    data = load_dataset("digits")
+    with np.load(out) as f:
+        assert sorted(f.files) == ["class_logit_std", "labels", "scores"]
+        assert f["scores"].shape == (len(data.y_train),) and np.array_equal(f["labels"], data.y_train.numpy())
+        assert f["class_logit_std"].shape == (10,) and (f["class_logit_std"] > 0).all()
+    compute_score(score_spec("random"), tmp_path / "random.npz", quiet)
+    with np.load(tmp_path / "random.npz") as f:
+        assert sorted(f.files) == ["labels", "scores"]
+    with pytest.raises(ValueError, match="score teacher_ce needs a trained teacher: name its architecture as scores.teacher_ce.teacher"):
+        compute_score(score_spec("teacher_ce", views="augmented"), tmp_path / "none.npz", quiet)
