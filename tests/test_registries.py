@@ -32,7 +32,7 @@ from kdprune.models import MODELS, create_model
 from kdprune.plan import Plan
 from kdprune.plan.config import load, schema, schema_default
 from kdprune.plan.kinds import JOB_KINDS, JobKind
-from kdprune.pruning import RULES, SCORES
+from kdprune.pruning import RULES, SCORES, score_and_extras
 from kdprune.pruning.selection import select_indices
 from kdprune.registry import Registry
 from kdprune.report import FIGURES, VERDICT_RULES
@@ -61,8 +61,8 @@ REGISTRIES: dict[str, Registry] = {
 KNOWN_META = {
     "DATASETS": {"geometry", "augmentation", "streamed", "needs_argument"},
     "LOSSES": {"needs_teacher", "same_as"},
-    "SCORES": {"min_epoch"},
-    "RULES": {"needs_cutoff"},
+    "SCORES": {"min_epoch", "needs_teacher"},
+    "RULES": {"needs_cutoff", "equal_budget"},
 }
 ENTRIES = [pytest.param(reg, name, id=f"{reg}:{name}") for reg, registry in REGISTRIES.items() for name in registry.names()]
 
@@ -337,15 +337,21 @@ def digits_slice(digits):
 @pytest.mark.parametrize("name", SCORES.names())
 def test_score_shape_finite_and_seeded(name, digits_slice):
     score = SCORES.get(name)
+    settings = dict(SCORE_SETTINGS)
+    if SCORES.meta(name).get("needs_teacher"):  # a trained teacher in the runner; a seeded fresh one here
+        torch.manual_seed(0)
+        settings["teacher_model"] = create_model("resnet8", digits_slice.num_classes, digits_slice.channels).eval()
 
     def run(seed):
-        return score(digits_slice, dict(SCORE_SETTINGS), seed, CPU, quiet, accel=Accel())
+        return score_and_extras(score(digits_slice, dict(settings), seed, CPU, quiet, accel=Accel()))
 
-    a = run(0)
+    a, extras = run(0)
     assert isinstance(a, np.ndarray) and a.shape == (len(digits_slice.y_train),) and a.dtype == np.float64
     assert np.isfinite(a).all() and np.ptp(a) > 0
-    assert np.array_equal(a, run(0))
-    assert not np.array_equal(a, run(1))
+    assert all(isinstance(v, np.ndarray) for v in extras.values()) and not {"scores", "labels"} & set(extras)  # names of the file's own
+    again, extras_again = run(0)
+    assert np.array_equal(a, again) and all(np.array_equal(extras[k], extras_again[k]) for k in extras)
+    assert not np.array_equal(a, run(1)[0])
 
 
 CLASS_SIZES = [50, 23, 7, 1, 120, 2]
@@ -373,12 +379,15 @@ def test_selection_rule_keeps_round_keep_n_per_class(name, keep, imbalanced, smo
     assert kept.dtype.kind == "i" and np.array_equal(kept, np.unique(kept))  # sorted, no repeats
     assert kept.min() >= 0 and kept.max() < len(labels)
     per_class = np.bincount(labels[kept], minlength=len(CLASS_SIZES))
-    assert per_class.tolist() == [max(1, round(keep * n)) for n in CLASS_SIZES]
+    equal = RULES.meta(name).get("equal_budget") and keep < 1.0  # one k for every class (mdslr)
+    share = max(1, int(len(labels) / len(CLASS_SIZES) * keep))
+    assert per_class.tolist() == [min(share, n) if equal else max(1, round(keep * n)) for n in CLASS_SIZES]
     assert np.array_equal(kept, select(0))  # a seed fixes the subset
     if keep == 1.0:
         assert np.array_equal(kept, np.arange(len(labels)))
     pooled = select(0, class_balanced=False)
-    assert len(pooled) == max(1, round(keep * len(labels))) and np.array_equal(pooled, np.unique(pooled))
+    n_pooled = max(1, int(len(labels) * keep)) if equal else max(1, round(keep * len(labels)))
+    assert len(pooled) == n_pooled and np.array_equal(pooled, np.unique(pooled))
     assert np.array_equal(pooled, select(0, class_balanced=False))
 
 
@@ -405,7 +414,8 @@ def test_schema_names_every_loss():
 def test_loss_schema_matches_the_implementation(name):
     cls = LOSSES.get(name)
     assert dataclasses.is_dataclass(cls), "make_loss passes a loss only the dataclass fields it declares"
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # A field with metadata grid=False is set at run time, not by the grid (KD's MDSLR `reshape`, for now).
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("grid", True)}
     params = schema_params(name)
     assert set(params) == set(fields)
     path_keys = [spec.get("x-path-key") for spec in params.values()]

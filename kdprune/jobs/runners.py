@@ -22,7 +22,7 @@ from kdprune.models.resnet_cifar import CifarResNet
 from kdprune.plan.grid import FULL
 from kdprune.plan.kinds import settings_hash
 from kdprune.provenance import code_revision, platform_info
-from kdprune.pruning import SCORES
+from kdprune.pruning import SCORES, score_and_extras
 from kdprune.pruning.selection import select_indices
 from kdprune.train.accel import resolve_accel
 from kdprune.train.loop import Recipe, fit, fit_stack, pick_device, seed_everything
@@ -46,7 +46,8 @@ def run_score(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[
 
 def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
     """The seeds of one grid point (one spec each), in one process (config `stack_seeds`). The
-    teacher input is one file, or one per seed when each seed has its own (chained replicates)."""
+    teacher input is one file, or one per seed when each seed has its own (chained replicates); so
+    is the `class_scale` input (a teacher_ce score file: k_y for KD with `reshape`)."""
     out_dirs = [Path(outputs[f"model_s{spec['seed']}"]).parent for spec in specs]
     paths = {key: Path(value) if isinstance(value, str) else [Path(p) for p in value] for key, value in inputs.items()}
     run_seeds(
@@ -58,6 +59,7 @@ def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log:
         paths.get("teacher_views"),
         stack=cfg["stack_seeds"],
         cutoff_paths=paths.get("cutoff_scores"),
+        class_scale_path=paths.get("class_scale"),
     )
 
 
@@ -65,19 +67,25 @@ def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log:
 
 
 def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, teacher_path: Path | None = None) -> None:
-    """A pruning score of every training sample -> out (.npz) and its metadata (.json). A score
+    """A pruning score of every training sample -> out (.npz: `scores`, `labels`, and any extra
+    array the score returns, e.g. teacher_ce's `class_logit_std`) and its metadata (.json). A score
     whose settings name a teacher gets the trained teacher as `settings["teacher_model"]`."""
     t0 = time.perf_counter()
+    if SCORES.meta(spec["method"]).get("needs_teacher") and not teacher_path:
+        raise ValueError(f"score {spec['method']} needs a trained teacher: name its architecture as scores.{spec['method']}.teacher")
     device = pick_device(spec["device"])
     data = load_data(spec)
     accel = resolve_accel(spec["accel"], device)
     settings = {**spec["settings"], **({"teacher_model": load_teacher(teacher_path)} if teacher_path else {})}
-    scores = np.asarray(SCORES.get(spec["method"])(data, settings, spec["seed"], device, log, accel=accel), dtype=np.float64)
+    scores, extras = score_and_extras(SCORES.get(spec["method"])(data, settings, spec["seed"], device, log, accel=accel))
+    scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (len(data.y_train),) or not np.isfinite(scores).all():
         raise RuntimeError(
             f"score {spec['method']} returned {scores.shape} values (finite: {np.isfinite(scores).all()}), expected {len(data.y_train)} finite"
         )
-    save_npz(out, scores=scores, labels=data.y_train.numpy())
+    if {"scores", "labels"} & set(extras):
+        raise RuntimeError(f"score {spec['method']} returned extra arrays named like the file's own: {sorted(extras)}")
+    save_npz(out, scores=scores, labels=data.y_train.numpy(), **{name: np.asarray(value) for name, value in extras.items()})
     write_json(
         out.with_suffix(".json"),
         {
@@ -152,6 +160,7 @@ def run_seeds(
     views_path: Path | list[Path] | None = None,
     stack: str = "auto",
     cutoff_paths: list[Path | None] | None = None,
+    class_scale_path: Path | list[Path] | None = None,
 ) -> list[dict]:
     """Train the seeds of one grid point, its seed group (specs that differ only in their seed, the
     score file they read and, for chained replicates, their teacher's seed) in one process: one
@@ -160,7 +169,10 @@ def run_seeds(
     one stacked network (kdprune.train.stacking: CIFAR ResNets, in-memory data, one teacher),
     `sequential` one after the other, `auto` stacks on CUDA only (on a CPU a stack is no faster than
     its students in turn). `cutoff_paths`: per seed, the score file a rule with a cutoff (ccs) drops
-    by, when it is not the selection's own score file."""
+    by, when it is not the selection's own score file. `class_scale_path`: for a loss with `reshape`
+    on (KD's MDSLR logit reshaping), the teacher_ce score file whose `class_logit_std` is k_y; one
+    for every seed (as MDSLR: one std file per teacher) or one per seed (then the seeds train in
+    turn). Required when `reshape` is on."""
     t0 = time.perf_counter()
     _check_one_seed_group(specs)
     spec = specs[0]
@@ -173,8 +185,10 @@ def run_seeds(
     loss = make_loss(spec["loss"], **spec["loss_params"])
     needs_teacher = getattr(loss, "needs_teacher", False)
     teachers = _teachers_of_seeds(len(specs), teacher_path, views_path, device, data) if needs_teacher else [(None, None, None)] * len(specs)
+    losses = _losses_of_seeds(loss, len(specs), class_scale_path, data, device)
     models = [_fresh_model(s, data, device) for s in specs]
-    mode = _stack_mode(stack, device, data, models[0], subsets, log, teachers=len({id(t) for t in teachers}))  # one tuple per file
+    # one tuple per teacher file, one loss per class-scale file: a stack needs one of each
+    mode = _stack_mode(stack, device, data, models[0], subsets, log, teachers=len({(id(t), id(lo)) for t, lo in zip(teachers, losses)}))
     recipe = Recipe.from_dict(spec["recipe"])
     labels = [f"{s['role']} {s['arch']} s{s['seed']}" for s in specs]
     for s, label, subset in zip(specs, labels, subsets):
@@ -183,6 +197,9 @@ def run_seeds(
     extras = [
         {"teacher_params": params, "teacher_views": views is not None, "stack": {"mode": mode, "size": len(specs)}} for _, views, params in teachers
     ]
+    if getattr(loss, "reshape", False):  # which k_y the run reshaped with (the spec does not say)
+        scale_files = class_scale_path if isinstance(class_scale_path, list | tuple) else [class_scale_path] * len(specs)
+        extras = [{**extra, "class_scale_file": str(path)} for extra, path in zip(extras, scale_files)]
     if mode == "stacked":
         checkpoint = out_dirs[0] / "stack-checkpoint.pt"
         results = fit_stack(
@@ -190,7 +207,7 @@ def run_seeds(
             data,
             subsets,
             recipe,
-            loss,
+            losses[0],  # stacked: one loss (one k_y) for every seed
             seeds=[s["seed"] for s in specs],
             checkpoint=checkpoint,
             run_hash=settings_hash({"stack": specs}),
@@ -206,10 +223,10 @@ def run_seeds(
         return out
     out = []
     setup = (time.perf_counter() - t0) / len(specs)
-    for s, d, label, subset, model, kwargs, extra in zip(specs, out_dirs, labels, subsets, models, common, extras):
+    for s, d, label, subset, model, kwargs, extra, objective in zip(specs, out_dirs, labels, subsets, models, common, extras, losses):
         t1 = time.perf_counter()
         result = fit(
-            model, data, subset, recipe, loss, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s), label=label, **kwargs
+            model, data, subset, recipe, objective, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s), label=label, **kwargs
         )
         out.append(_save_run(s, d, model, result, data, subset, setup + time.perf_counter() - t1, device, extra, label, log))
     # Checkpoints go only now: if the job dies on a later seed, the workflow deletes every output of
@@ -235,6 +252,35 @@ def _teachers_of_seeds(n: int, teacher: Path | list[Path] | None, views: Path | 
             model = load_teacher(path)
             loaded[path] = (model, None, sum(p.numel() for p in model.parameters()))
     return [loaded[path] for path in paths]
+
+
+def _losses_of_seeds(loss, n: int, class_scale: Path | list[Path] | None, data, device: torch.device) -> list:
+    """The loss of each of `n` seeds: `loss` itself, or, with `reshape` on, a copy holding k_y from
+    the seed's class-scale file (one file for all, or one per seed; a file read by several seeds is
+    loaded once)."""
+    if not getattr(loss, "reshape", False):
+        return [loss] * n
+    paths = list(class_scale) if isinstance(class_scale, list | tuple) else [class_scale] * n
+    if class_scale is None or len(paths) != n or None in paths:
+        raise ValueError(
+            f"KD with reshape needs k_y: give the job a teacher_ce score file (class_scale_path), one for all {n} seeds or one per seed; got {class_scale}"
+        )
+    scaled = {path: loss.with_class_scale(torch.as_tensor(read_class_scale(path, data), device=device)) for path in dict.fromkeys(paths)}
+    return [scaled[path] for path in paths]
+
+
+def read_class_scale(path: Path, data) -> np.ndarray:
+    """k_y (float32, one per class) from a teacher_ce score file of this dataset."""
+    with np.load(path) as f:
+        if "class_logit_std" not in f.files:
+            raise ValueError(f"{path} has no class_logit_std (k_y): it is not a teacher_ce score file")
+        scale, labels = f["class_logit_std"].astype(np.float32), f["labels"]
+    if not np.array_equal(labels, data.y_train.numpy()):
+        raise ValueError(f"{path} was scored on other training labels than the dataset {data.name} has")
+    present = np.unique(labels)
+    if scale.shape != (data.num_classes,) or not np.isfinite(scale[present]).all():
+        raise ValueError(f"{path}: class_logit_std must hold a finite value for every class of {data.name}, got shape {scale.shape}")
+    return scale
 
 
 def _check_one_seed_group(specs: list[dict]) -> None:
@@ -287,7 +333,7 @@ def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, 
         if not hasattr(data, "x_train")
         else "the subsets differ in size"
         if len({len(s) for s in subsets}) > 1
-        else "each seed has its own teacher (chained replicates)"
+        else "each seed has its own teacher (chained replicates) or k_y file"
         if teachers > 1
         else None
     )

@@ -3,7 +3,9 @@ convention): the total is their sum, and the names become the columns of the epo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,14 @@ def kd_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, te
     return F.kl_div(log_p_student, p_teacher, reduction="none").sum(1).mean() * temperature**2
 
 
+def reshape_logits(teacher_logits: torch.Tensor, targets: torch.Tensor, class_scale: torch.Tensor) -> torch.Tensor:
+    """MDSLR's logit reshaping (chenyd7/MDSLR, helper/loops.py, lines 108-113): z' = z / std(z) * k_y,
+    std unbiased over the sample's classes with no mean subtracted from z, k_y = `class_scale` at the
+    sample's label (teacher_ce's class_logit_std)."""
+    scale = class_scale.to(device=teacher_logits.device, dtype=teacher_logits.dtype)[targets]
+    return teacher_logits / teacher_logits.std(dim=1, keepdim=True) * scale.unsqueeze(1)
+
+
 @dataclass(frozen=True)
 class CrossEntropy:
     needs_teacher = False
@@ -27,13 +37,33 @@ class CrossEntropy:
 
 @dataclass(frozen=True)
 class HintonKD:
-    """(1 - alpha) * CE + alpha * T^2 * KL(p_t^T || p_s^T)."""
+    """(1 - alpha) * CE + alpha * T^2 * KL(p_t^T || p_s^T).
+
+    `reshape` (MDSLR; off by default): the teacher's logits are reshaped before the temperature,
+    z' = z / std(z) * k_y (reshape_logits), in the KD term only. k_y is a run's data, not a grid
+    parameter: the runner attaches it with `with_class_scale(k)` (kdprune.jobs.runners.run_seeds,
+    from the teacher_ce score file). Applied here, to the raw teacher logits, the reshaping is the
+    same whether they come from the teacher or from its view table (which stores raw logits).
+    `reshape` is not yet a parameter of the config grid (metadata grid=False: the schema's
+    `$defs.losses` does not list it, so KD runs keep their folders and hashes); docs/losses.md."""
 
     alpha: float = 0.9
     temperature: float = 4.0
+    reshape: bool = field(default=False, metadata={"grid": False})
     needs_teacher = True
+    class_scale: ClassVar[torch.Tensor | None] = None  # k_y [classes]; an instance's own via with_class_scale
+
+    def with_class_scale(self, class_scale) -> HintonKD:
+        """A copy of this loss that reshapes with k_y = `class_scale` (one value per class)."""
+        out = dataclasses.replace(self)
+        object.__setattr__(out, "class_scale", torch.as_tensor(class_scale, dtype=torch.float32))
+        return out
 
     def __call__(self, logits, targets, teacher_logits=None) -> dict[str, torch.Tensor]:
+        if self.reshape:
+            if self.class_scale is None:
+                raise ValueError("KD with reshape needs the teacher's per-class logit std k_y: attach it with with_class_scale")
+            teacher_logits = reshape_logits(teacher_logits, targets, self.class_scale)
         return {
             "ce": (1.0 - self.alpha) * F.cross_entropy(logits, targets),
             "kd": self.alpha * kd_divergence(logits, teacher_logits, self.temperature),

@@ -6,11 +6,22 @@ computed once per (dataset, method, seed) and reused by every keep fraction. Eac
 `score(data, settings, seed, device, log, accel=Accel()) -> np.ndarray[float64] of len(train)`;
 `settings` is the method's block of `scores:` in config.yaml with its recipe resolved; `accel`
 (kdprune.train.accel) applies to the training runs only: the scores themselves (logits, gradient
-norms, features) are evaluated in fp32. Definitions and sources: docs/scores.md.
+norms, features) are evaluated in fp32. A score that records more in the same pass returns
+`(scores, {name: np.ndarray})` instead (`score_and_extras` splits either form); the runner writes
+the extra arrays into the score file beside `scores` and `labels` (teacher_ce: `class_logit_std`).
+Definitions and sources: docs/scores.md.
 
-Selection rules: `rule(order, sorted_scores, k, settings, rng) -> kept indices` (kdprune.pruning.selection)."""
+Score metadata: `min_epoch` (the least `epoch` the score accepts); `needs_teacher` (the score reads
+a trained teacher, `settings["teacher_model"]`: its config block must name one as `teacher`).
+
+Selection rules: `rule(order, sorted_scores, k, settings, rng) -> kept indices` (kdprune.pruning.selection).
+Declaration metadata: `needs_cutoff` (the rule first drops the samples a second score marks as
+suspect); `equal_budget` (every class gets the same k = int(N / C * keep), N samples, C classes,
+capped at the class's size, instead of round(keep * n_c))."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from kdprune.registry import Registry
 
@@ -23,6 +34,7 @@ SCORES.declare("grand_lastlayer", "kdprune.pruning.grand:grand_lastlayer_scores"
 SCORES.declare("forgetting", "kdprune.pruning.forgetting:forgetting_scores", min_epoch=1)
 SCORES.declare("aum", "kdprune.pruning.aum:aum_scores", min_epoch=1)
 SCORES.declare("moderate", "kdprune.pruning.moderate:moderate_scores")
+SCORES.declare("teacher_ce", "kdprune.pruning.teacher_ce:teacher_ce_scores", needs_teacher=True)
 
 RULES: Registry = Registry("selection rule")
 RULES.declare("hardest", "kdprune.pruning.selection:keep_hardest")
@@ -30,3 +42,13 @@ RULES.declare("easiest", "kdprune.pruning.selection:keep_easiest")
 RULES.declare("medium", "kdprune.pruning.selection:keep_medium")
 # needs_cutoff: the rule first drops the samples a second score marks as suspect (scores.<m>.cutoff_score)
 RULES.declare("ccs", "kdprune.pruning.selection:keep_ccs", needs_cutoff=True)
+# equal_budget: MDSLR's medium window gives every class the same k = int(N / C * keep)
+RULES.declare("mdslr", "kdprune.pruning.selection:keep_mdslr", equal_budget=True)
+
+
+def score_and_extras(result: Any) -> tuple[Any, dict]:
+    """A score function's return value as (scores, extra arrays by name): a plain array has none."""
+    if isinstance(result, tuple):
+        scores, extras = result
+        return scores, dict(extras)
+    return result, {}

@@ -1,9 +1,12 @@
 """Scores -> kept indices: a pure function of (scores, labels, keep fraction, rule, settings, seed).
 
 Rules (higher score = harder): `hardest` keeps the top scores, `easiest` the bottom ones,
-`medium` a window of the sorted scores centred on the quantile `center` (0.5 = around the median).
+`medium` a window of the sorted scores centred on the quantile `center` (0.5 = around the median),
+`mdslr` MDSLR's window around the median position with one k for every class.
 Class-balanced by default: every class keeps round(keep * its size) samples (at least one), so
-pruning does not change the class prior. Ties are broken by sample index (stable sort).
+pruning does not change the class prior; a rule declared with `equal_budget` (mdslr) instead gives
+every class k = int(N / C * keep) (N samples, C classes present, at least one), or all of a class
+that has no more than k samples (keep 1.0: everything). Ties are broken by sample index (stable sort).
 
 A rule is `rule(order, sorted_scores, k, settings, rng) -> kept indices`: `order` holds one group's
 sample indices sorted from easiest to hardest, `settings` the `selection:` block of the config."""
@@ -29,6 +32,21 @@ def keep_medium(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: 
     return order[start : start + k]
 
 
+def keep_mdslr(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: dict, rng) -> np.ndarray:
+    """MDSLR's medium-difficulty window (Chen et al., ICLR 2025; chenyd7/MDSLR,
+    selected_samples/cifar100/medium/generate_index.py, lines 186-193): with the group's n samples
+    sorted by ascending score, m = floor(n / 2) and h = floor(k / 2), keep the sorted positions
+    [m - (k - h), m + h), i.e. h samples from the median position up and k - h below it; a group
+    with n <= k keeps all of its samples. The original sorts with numpy's default (unstable)
+    argsort; here ties are broken by sample index. Its k is the same for every class (declared
+    `equal_budget`: select_indices computes it)."""
+    n = len(order)
+    if k >= n:
+        return order
+    middle, upper = n // 2, k // 2
+    return order[middle - (k - upper) : middle + upper]
+
+
 def select_indices(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -52,10 +70,14 @@ def select_indices(
     pick = RULES.get(rule)
     settings = {**settings, "keep": keep, "cutoff_scores": cutoff_scores}
     groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if class_balanced else [np.arange(len(scores))]
+    # MDSLR's per-class budget: int(total_num / n_cls * ratio), the same for every class (a float
+    # product floored, as the original computes it); keep 1.0 is the whole set, as its ratio 100
+    equal = RULES.meta(rule).get("equal_budget") and keep < 1.0
+    share = max(1, int(len(scores) / len(groups) * keep))
     rng = np.random.default_rng(seed)
     kept = []
     for members in groups:
-        k = max(1, int(round(keep * len(members))))
+        k = min(share, len(members)) if equal else max(1, int(round(keep * len(members))))
         order = members[np.argsort(scores[members], kind="stable")]  # easiest ... hardest
         kept.append(pick(order, scores[order], k, settings, rng))
     return np.sort(np.concatenate(kept))

@@ -10,8 +10,10 @@ import yaml
 
 from kdprune.data.images import load_dataset
 from kdprune.files import save_npz, save_torch
-from kdprune.jobs.runners import _subset, load_teacher, run_seeds, run_training
+from kdprune.jobs.runners import _subset, compute_score, load_teacher, run_seeds, run_training
+from kdprune.losses import make_loss
 from kdprune.models import create_model
+from kdprune.train.loop import Recipe, fit, seed_everything
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SELECTION = yaml.safe_load((REPO / "config.yaml").read_text())["selection"]
@@ -220,3 +222,56 @@ def test_a_ccs_student_cuts_by_its_cutoff_score_file(tmp_path):
     assert all(rank_in_class[i] >= cut_per_class[labels[i]] for i in kept)
     by_selection = _subset(ccs, data, selection, None, torch.device("cpu"), quiet)
     assert any(rank_in_class[i] < cut_per_class[labels[i]] for i in by_selection)  # cut by itself, the first survive
+
+
+def score_spec(method: str, **settings) -> dict:
+    base = {k: v for k, v in spec(0).items() if k in ("dataset", "data_root", "download", "device", "accel", "augmentation")}
+    return {**base, "role": "score", "method": method, "seed": 0, "settings": settings}
+
+
+def test_a_score_file_holds_the_extra_arrays_a_score_returns(tmp_path, teacher_file):
+    """teacher_ce returns the per-class mean teacher logit std beside its scores; other scores write
+    scores and labels only."""
+    out = tmp_path / "teacher_ce.npz"
+    compute_score(score_spec("teacher_ce", teacher="resnet8", views="augmented"), out, quiet, teacher_path=teacher_file)
+    data = load_dataset("digits")
+    with np.load(out) as f:
+        assert sorted(f.files) == ["class_logit_std", "labels", "scores"]
+        assert f["scores"].shape == (len(data.y_train),) and np.array_equal(f["labels"], data.y_train.numpy())
+        assert f["class_logit_std"].shape == (10,) and (f["class_logit_std"] > 0).all()
+    compute_score(score_spec("random"), tmp_path / "random.npz", quiet)
+    with np.load(tmp_path / "random.npz") as f:
+        assert sorted(f.files) == ["labels", "scores"]
+    with pytest.raises(ValueError, match="score teacher_ce needs a trained teacher: name its architecture as scores.teacher_ce.teacher"):
+        compute_score(score_spec("teacher_ce", views="augmented"), tmp_path / "none.npz", quiet)
+
+
+def test_kd_with_reshape_reads_k_y_from_the_teacher_ce_file(tmp_path, teacher_file):
+    """MDSLR's logit reshaping: the runner attaches the file's class_logit_std (k_y, over every
+    image of a class, whatever the kept subset) to the KD loss. The run equals a fit with that
+    loss; a run without a file, or with a file of another score, stops with one line."""
+    scale_file = tmp_path / "teacher_ce.npz"
+    compute_score(score_spec("teacher_ce", teacher="resnet8", views="augmented"), scale_file, quiet, teacher_path=teacher_file)
+    reshaped = {**spec(0, "kd", epochs=1), "loss_params": {"alpha": 0.9, "temperature": 4.0, "reshape": True}}
+    [run] = run_seeds([reshaped], [tmp_path / "run"], teacher_file, log=quiet, class_scale_path=scale_file)
+    assert run["class_scale_file"] == str(scale_file)
+
+    data = load_dataset("digits")
+    with np.load(scale_file) as f:
+        k = f["class_logit_std"]
+    loss = make_loss("kd", alpha=0.9, temperature=4.0, reshape=True).with_class_scale(k)
+    seed_everything(0, torch.device("cpu"))
+    model = create_model("resnet8", 10, 1)
+    subset = _subset(reshaped, data, None, None, torch.device("cpu"), quiet)
+    by_hand = fit(
+        model, data, subset, Recipe.from_dict(reshaped["recipe"]), loss, seed=0, device=torch.device("cpu"), teacher=load_teacher(teacher_file)
+    )
+    assert [h["loss"] for h in run["history"]] == [h["loss"] for h in by_hand["history"]]
+    plain = run_training(spec(0, "kd", epochs=1), tmp_path / "plain", teacher_file, log=quiet)
+    assert [h["kd"] for h in plain["history"]] != [h["kd"] for h in run["history"]] and "class_scale_file" not in plain
+
+    with pytest.raises(ValueError, match="KD with reshape needs k_y: give the job a teacher_ce score file"):
+        run_seeds([reshaped], [tmp_path / "none"], teacher_file, log=quiet)
+    compute_score(score_spec("random"), tmp_path / "random.npz", quiet)
+    with pytest.raises(ValueError, match="has no class_logit_std"):
+        run_seeds([reshaped], [tmp_path / "wrong"], teacher_file, log=quiet, class_scale_path=tmp_path / "random.npz")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kdprune.losses import LOSSES, make_loss
-from kdprune.losses.kd import kd_divergence
+from kdprune.losses.kd import kd_divergence, reshape_logits
 
 
 def softmax(xs):
@@ -39,3 +39,28 @@ def test_hinton_kd_weights_ce_and_kd_terms():
 
 def test_registry_flags_which_losses_need_a_teacher():
     assert LOSSES.get("kd").needs_teacher and not LOSSES.get("ce").needs_teacher
+
+
+def test_reshape_scales_each_teacher_row_to_its_labels_class_std():
+    """MDSLR: z' = z / std(z) * k_y before the temperature, std unbiased over the classes, no mean
+    subtracted; in the KD term only."""
+    teacher = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0]])
+    y = torch.tensor([2, 0])
+    k = torch.tensor([1.5, 7.0, 2.0])  # k_y per class: row 0 has label 2, row 1 label 0
+    by_hand = torch.tensor([[2.0, 4.0, 6.0], [0.0, 0.0, 4.0 / math.sqrt(96 / 18) * 1.5]])  # std 1 and sqrt(96/18)
+    student = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, 0.0]])
+    terms = make_loss("kd", alpha=0.75, temperature=2.0, reshape=True).with_class_scale(k)(student, y, teacher)
+    assert terms["kd"].item() == pytest.approx(0.75 * kd_divergence(student, by_hand, 2.0).item(), rel=1e-6)
+    assert terms["ce"].item() == pytest.approx(0.25 * torch.nn.functional.cross_entropy(student, y).item(), rel=1e-6)
+    assert torch.allclose(reshape_logits(teacher, y, k), by_hand)
+    # off by default; a class scale changes nothing then
+    plain = make_loss("kd", alpha=0.75, temperature=2.0)
+    assert not plain.reshape and plain.with_class_scale(k)(student, y, teacher)["kd"].item() == plain(student, y, teacher)["kd"].item()
+
+
+def test_reshape_without_a_class_scale_is_refused_and_copies_keep_their_own():
+    loss = make_loss("kd", reshape=True)
+    with pytest.raises(ValueError, match="needs the teacher's per-class logit std"):
+        loss(torch.randn(2, 3), torch.tensor([0, 1]), torch.randn(2, 3))
+    scaled = loss.with_class_scale([1.0, 2.0, 3.0])
+    assert loss.class_scale is None and scaled.class_scale.tolist() == [1.0, 2.0, 3.0] and scaled == loss

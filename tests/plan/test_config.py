@@ -105,7 +105,7 @@ def test_a_users_own_paper_file_runs_beside_p1(tmp_path):
         (
             "experiments.p1_kd_vs_ce.student",
             ["resnet21"],
-            "experiments.p1_kd_vs_ce.student[0] = 'resnet21' is not allowed: unknown model 'resnet21'; allowed: resnet110",
+            "experiments.p1_kd_vs_ce.student[0] = 'resnet21' is not allowed: unknown model 'resnet21'; allowed: MobileNet, MobileNetV2, ResNet50, ShuffleV1",
         ),
         (
             "experiments.p1_kd_vs_ce.selection",

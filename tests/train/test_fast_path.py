@@ -220,6 +220,30 @@ def test_kd_student_with_teacher_views_trains_exactly_as_with_the_teacher():
     torch.testing.assert_close(w_views, w_teacher, rtol=1e-4, atol=1e-5)
 
 
+def test_kd_with_mdslr_reshape_trains_exactly_as_with_the_teacher_from_the_view_table():
+    """The table stores raw teacher logits and the loss reshapes them (z / std(z) * k_y), so the two
+    teacher paths stay one computation; and the reshape changes the training."""
+    data = tiny_data(96)
+    torch.manual_seed(0)
+    teacher = create_model("resnet8", 10).eval()
+    views = compute_view_logits(teacher, data, CPU)
+    k = torch.linspace(0.5, 3.0, 10)  # k_y per class
+    recipe = Recipe(epochs=2, batch_size=32, lr=0.05)
+    results = {}
+    for name, loss, kwargs in (
+        ("teacher", make_loss("kd", reshape=True).with_class_scale(k), {"teacher": teacher}),
+        ("views", make_loss("kd", reshape=True).with_class_scale(k), {"teacher_views": views}),
+        ("plain", make_loss("kd"), {"teacher_views": views}),
+    ):
+        seed_everything(0, CPU)
+        model = create_model("resnet8", 10)
+        r = fit(model, data, np.arange(64), recipe, loss, seed=0, device=CPU, log=lambda m: None, **kwargs)
+        results[name] = ([h["kd"] for h in r["history"]], torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert results["views"][0] == pytest.approx(results["teacher"][0], rel=1e-5)
+    torch.testing.assert_close(results["views"][1], results["teacher"][1], rtol=1e-4, atol=1e-5)
+    assert results["plain"][0] != pytest.approx(results["views"][0], rel=1e-3)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 def test_cuda_graph_replay_equals_eager_steps():
