@@ -414,8 +414,7 @@ def test_schema_names_every_loss():
 def test_loss_schema_matches_the_implementation(name):
     cls = LOSSES.get(name)
     assert dataclasses.is_dataclass(cls), "make_loss passes a loss only the dataclass fields it declares"
-    # A field with metadata grid=False is set at run time, not by the grid (KD's MDSLR `reshape`, for now).
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("grid", True)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     params = schema_params(name)
     assert set(params) == set(fields)
     path_keys = [spec.get("x-path-key") for spec in params.values()]

@@ -4,7 +4,7 @@ convention): the total is their sum, and the names become the columns of the epo
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -44,12 +44,13 @@ class HintonKD:
     parameter: the runner attaches it with `with_class_scale(k)` (kdprune.jobs.runners.run_seeds,
     from the teacher_ce score file). Applied here, to the raw teacher logits, the reshaping is the
     same whether they come from the teacher or from its view table (which stores raw logits).
-    `reshape` is not yet a parameter of the config grid (metadata grid=False: the schema's
-    `$defs.losses` does not list it, so KD runs keep their folders and hashes); docs/losses.md."""
+    `reshape` is a grid parameter (`loss: {kd: {reshape: [0, 1]}}`, folder key `R1`); a run with
+    it off carries no trace of it (schema `x-omit`), so KD runs from before keep their folders and
+    hashes; docs/losses.md."""
 
     alpha: float = 0.9
     temperature: float = 4.0
-    reshape: bool = field(default=False, metadata={"grid": False})
+    reshape: bool = False
     needs_teacher = True
     class_scale: ClassVar[torch.Tensor | None] = None  # k_y [classes]; an instance's own via with_class_scale
 

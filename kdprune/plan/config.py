@@ -66,6 +66,13 @@ def loss_parameters(loss: str) -> list[tuple[str, str]]:
     return [(name, spec["x-path-key"]) for name, spec in props.items()]
 
 
+def omitted_parameters(loss: str) -> dict[str, float]:
+    """{parameter: value} of a loss's parameters that a run at that value does not carry (schema
+    `x-omit`): added after runs existed, so those runs keep their folders and settings hashes."""
+    props = schema()["$defs"]["losses"]["properties"][loss].get("properties", {})
+    return {name: float(spec["x-omit"]) for name, spec in props.items() if "x-omit" in spec}
+
+
 # -- resolution ---------------------------------------------------------------------------------
 
 
@@ -402,6 +409,12 @@ def check_names(cfg: dict) -> None:
             raise ConfigError(
                 f"config: experiments.{ename}.loss has {plain[0]}, which has no teacher, but selection {by_teacher[0]} is scored by "
                 f"the student's KD teacher (scores.{by_teacher[0]}: teacher {KD_TEACHER}); allowed: losses that need a teacher"
+            )
+        reshaped = any(1 in params.get("reshape", []) for params in exp["loss"].values())
+        if reshaped and cfg["scores"].get("teacher_ce", {}).get("teacher") != KD_TEACHER:
+            raise ConfigError(
+                f"config: scores.teacher_ce.teacher = {cfg['scores'].get('teacher_ce', {}).get('teacher')!r} is not allowed: "
+                f"experiments.{ename} reshapes KD logits with k_y, which teacher_ce records for each student's own teacher; allowed: kd_teacher"
             )
         missing = [a for a in exp["student"] if not teachers_of(exp, a)]
         if needs and missing:

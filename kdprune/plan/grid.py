@@ -26,10 +26,11 @@ from dataclasses import dataclass, field, replace
 
 from kdprune.data import augmentation_of, dataset_slug, in_memory, label_noise_of
 from kdprune.losses import LOSSES
-from kdprune.plan.config import KD_TEACHER, loss_parameters, reads_kd_teacher, teachers_of
+from kdprune.plan.config import KD_TEACHER, loss_parameters, omitted_parameters, reads_kd_teacher, teachers_of
 from kdprune.pruning import RULES
 
 FULL = "full"  # the selection of a keep-1.0 run: the whole training set, whatever the method
+RESHAPE_STATS = "teacher_ce"  # the score whose file holds a teacher's k_y (KD's `reshape`)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class StudentJob:
     teacher: TeacherJob | None = None
     score: ScoreJob | None = None  # the score the subset is selected by (None: the full data)
     cutoff: ScoreJob | None = None  # the score a rule with a cutoff (ccs) drops by, when it is not `score`
+    class_scale: ScoreJob | None = None  # KD with `reshape`: the teacher_ce score file holding k_y
     chained: bool = False  # replicate `chain`: the teacher has the run's seed (the path says `-chain`)
 
     @property
@@ -147,9 +149,10 @@ def _loss_variants(loss: str, params: dict) -> Iterator[tuple[str, tuple[tuple[s
     """(loss, its parameter values) for every point of the loss's own grid; a point where the loss
     is another one (`same_as`: KD at alpha 0 is CE) becomes that loss, without parameters."""
     names = [name for name, _ in loss_parameters(loss)]
+    omit = omitted_parameters(loss)
     same_as = LOSSES.meta(loss).get("same_as")
     for values in itertools.product(*(params[name] for name in names)):
-        point = tuple((name, float(v)) for name, v in zip(names, values))
+        point = tuple((name, float(v)) for name, v in zip(names, values) if omit.get(name) != float(v))
         if same_as and all(dict(point)[k] == v for k, v in same_as["when"].items()):
             yield same_as["loss"], ()
         else:
@@ -164,7 +167,8 @@ def _score_job(cfg: dict, dataset: str, method: str, seed: int, kd_teacher: Teac
     score = settings.get("score", method)  # an alias (`ccs: {score: aum}`) reads another method's scores
     scored_by = cfg["scores"].get(score, {}).get("teacher")
     if scored_by == KD_TEACHER:
-        return ScoreJob(dataset, score, seed, kd_teacher)
+        per_teacher = cfg["scores"][score].get("score_seed") == "teacher"  # MDSLR: one subset per teacher
+        return ScoreJob(dataset, score, kd_teacher.seed if per_teacher else seed, kd_teacher)
     teacher = TeacherJob(dataset, scored_by, cfg["teacher_recipe"], 0) if scored_by else None
     return ScoreJob(dataset, score, seed, teacher)
 
@@ -191,7 +195,7 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
         full = keep >= 1.0 and not dynamic
         # A method whose settings name a rule always uses it (moderate coreset: medium band).
         rule = None if full or dynamic or method == "random" else settings.get("rule", rule)
-        score = None if full or dynamic else _score_job(cfg, dataset, method, seed)
+        score = None if full or dynamic or reads_kd_teacher(cfg, method) else _score_job(cfg, dataset, method, seed)  # else: per teacher, below
         cutoff = _score_job(cfg, dataset, settings["cutoff_score"], seed) if rule and RULES.meta(rule).get("needs_cutoff") else None
         base = dict(
             dataset=dataset,
@@ -213,6 +217,8 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
             for t_arch, t_seed, t_keep in itertools.product(teachers_of(exp, arch), teacher_seeds, exp["teacher_keep"]):
                 teacher = TeacherJob(dataset, t_arch, exp["teacher_recipe"], t_seed, float(t_keep))
                 scored = {} if full or dynamic or not reads_kd_teacher(cfg, method) else {"score": _score_job(cfg, dataset, method, seed, teacher)}
+                if dict(point).get("reshape"):  # k_y of the same teacher (its teacher_ce score file)
+                    scored["class_scale"] = _score_job(cfg, dataset, RESHAPE_STATS, seed, teacher)
                 yield StudentJob(**{**base, **scored}, loss=loss, loss_params=point, teacher=teacher, chained=chained)
 
 
@@ -299,7 +305,7 @@ class Grid:
 
 
 def _scores_of(students: list[StudentJob]) -> list[ScoreJob]:
-    return dedupe(job for s in students for job in (s.score, s.cutoff) if job is not None)
+    return dedupe(job for s in students for job in (s.score, s.cutoff, s.class_scale) if job is not None)
 
 
 def _teachers_of(students: list[StudentJob]) -> list[TeacherJob]:

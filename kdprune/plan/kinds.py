@@ -92,6 +92,8 @@ def student_spec(cfg: dict, job: StudentJob) -> dict:
     upstream = {"teacher_spec": job.teacher and teacher_spec(cfg, job.teacher), "score_spec": job.score and score_spec(cfg, job.score)}
     if job.cutoff:  # only then, so that the specs (and hashes) of the other runs stay as they were
         upstream["cutoff_spec"] = score_spec(cfg, job.cutoff)
+    if job.class_scale:
+        upstream["class_scale_spec"] = score_spec(cfg, job.class_scale)
     return {
         **_common(cfg, job.dataset),
         "role": "student",
@@ -138,6 +140,8 @@ def _student_inputs(cfg: dict, group: list[StudentJob]) -> dict:
         inputs["scores"] = [job.score.path for job in group]
     if first.cutoff is not None:
         inputs["cutoff_scores"] = [job.cutoff.path for job in group]
+    if first.class_scale is not None:
+        inputs["class_scale"] = [job.class_scale.path for job in group]
     return inputs
 
 

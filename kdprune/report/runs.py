@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from kdprune.files import atomic_path, read_json
+from kdprune.losses import LOSSES
+from kdprune.plan.config import omitted_parameters
 
 METRIC_COLUMNS = [
     "final_acc",
@@ -53,7 +55,19 @@ def runs_frame(metrics_paths: list[Path], preset: str) -> pd.DataFrame:
             "run_dir": str(Path(path).parent),
         }
         rows.append(row)
-    return pd.DataFrame(rows)
+    return with_omitted_parameters(pd.DataFrame(rows))
+
+
+def with_omitted_parameters(df: pd.DataFrame) -> pd.DataFrame:
+    """A loss parameter that runs at one value do not carry (schema `x-omit`: KD's `reshape` off)
+    filled in for that loss's rows, so claims can name it either way."""
+    for loss in LOSSES.names():
+        for name, value in omitted_parameters(loss).items():
+            rows = df["loss"] == loss if "loss" in df else pd.Series(False, index=df.index)
+            if rows.any():
+                column = df[name] if name in df else pd.Series(float("nan"), index=df.index)
+                df[name] = column.where(~rows | column.notna(), value)
+    return df
 
 
 def write_runs_table(metrics_paths: list[Path], out: Path, preset: str) -> pd.DataFrame:

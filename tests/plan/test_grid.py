@@ -162,6 +162,31 @@ def test_a_dynamic_method_is_one_run_on_the_whole_training_set_with_its_settings
     assert all("dynamic" not in specs[name] for name in ("full", "random"))
 
 
+def test_reshaped_kd_reads_its_teachers_k_y_and_the_runs_without_it_are_unchanged():
+    """`loss: {kd: {reshape: [0, 1]}}`: the reshaped run's folder says R1 and it reads the teacher_ce
+    file of its own teacher (one per teacher: score_seed teacher); the run with reshape off is the
+    very run the grid planned before the parameter existed (folder and settings hash)."""
+    cfg = load(ROOT / "config.yaml")
+    exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet14"], "selection": ["mdslr"], "keep": [0.3], "seed": [0, 1]}
+    before = Plan(normalise({**copy.deepcopy(cfg), "experiments": {"e": {**exp, "loss": {"kd": {}}}}, "claims": {}}))
+    plan = Plan(normalise({**copy.deepcopy(cfg), "experiments": {"e": {**exp, "loss": {"kd": {"reshape": [0, 1]}}}}, "claims": {}}))
+    keys = sorted(plan.jobs("student"))
+    assert [k.rsplit("/", 1)[1] for k in keys] == ["kd-resnet14-teacher-s0-a0.9-T4", "kd-resnet14-teacher-s0-a0.9-T4-R1"]
+    (old_key,) = before.jobs("student")
+    assert old_key == keys[0] and before.settings("student", old_key) == plan.settings("student", keys[0])
+    reshaped = plan.inputs("student", keys[1])
+    assert reshaped["class_scale"] == ["results/smoke/digits/scores/teacher_ce-resnet14-teacher-s0-s0.npz"] * 2
+    assert reshaped["scores"] == reshaped["class_scale"] and "class_scale" not in plan.inputs("student", keys[0])
+    assert plan.spec("student", keys[1])[0]["loss_params"] == {"alpha": 0.9, "temperature": 4.0, "reshape": 1.0}
+
+
+def test_the_runs_table_fills_in_a_parameter_runs_do_not_carry():
+    from kdprune.report.runs import with_omitted_parameters
+
+    runs = pd.DataFrame({"loss": ["kd", "kd", "ce"], "reshape": [1.0, None, None]})
+    assert with_omitted_parameters(runs)["reshape"].tolist()[:2] == [1.0, 0.0] and pd.isna(runs["reshape"].iloc[2])
+
+
 def test_auto_replicate_is_per_student_when_no_claim_tests_a_teacher_property():
     cfg = load(ROOT / "config.yaml")
     assert cfg["experiments"]["p1_kd_vs_ce"]["replicate"] == "student" and cfg["experiments"]["p1_capacity"]["replicate"] == "chain"
