@@ -200,6 +200,8 @@ def fit_stack(
         try:
             if state.get("run_hash") != run_hash or len(state.get("histories", ())) != n:
                 raise ValueError("written for other settings")
+            if infobatch is not None and "infobatch" not in state:
+                raise ValueError("it has no InfoBatch scores")
             optimizer.load_state_dict(state["optimizer"])
             net.load_state_dict(state["model"])
             if infobatch is not None:

@@ -110,7 +110,7 @@ class RecordingCE(CrossEntropy):
         return terms
 
 
-def run(data, seed, infobatch=InfoBatch(), monkeypatch=None, epochs=EPOCHS, **options):
+def run(data, seed, infobatch=InfoBatch(), monkeypatch=None, epochs=EPOCHS, log=lambda m: None, **options):
     """Train resnet8 on SUBSET; with `monkeypatch`, also record each epoch's scores before the
     draw, the kept samples and the weights, and every step's samples and per-sample losses."""
     epochs_seen: list[dict] = []
@@ -136,7 +136,7 @@ def run(data, seed, infobatch=InfoBatch(), monkeypatch=None, epochs=EPOCHS, **op
         loss,
         seed=seed,
         device=CPU,
-        log=lambda m: None,
+        log=log,
         on_batch=lambda e, idx, lg, y: steps.append((e, idx.clone())),
         **options,
     )
@@ -198,6 +198,12 @@ def test_deterministic_per_seed_and_resumable(digits, monkeypatch, tmp_path):
     resumed, rr, _, _, _ = run(digits, 1, checkpoint=ckpt, run_hash="h")
     assert [h["loss"] for h in rr["history"]] == [h["loss"] for h in ra["history"]] and rr["sample_steps"] == ra["sample_steps"]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), resumed.state_dict().values()))
+    # A checkpoint without InfoBatch scores is not resumed from.
+    plain = tmp_path / "plain.pt"
+    run(digits, 1, infobatch=None, checkpoint=plain, run_hash="h", stop_epoch=1)
+    logs = []
+    _, fresh, _, _, _ = run(digits, 1, checkpoint=plain, run_hash="h", log=logs.append)
+    assert any("no InfoBatch scores" in line for line in logs) and [h["loss"] for h in fresh["history"]] == [h["loss"] for h in ra["history"]]
 
 
 def test_stacks_refuse_infobatch_and_the_runner_trains_such_seeds_in_turn(digits):
