@@ -187,9 +187,9 @@ def run_seeds(
     teachers = _teachers_of_seeds(len(specs), teacher_path, views_path, device, data) if needs_teacher else [(None, None, None)] * len(specs)
     losses = _losses_of_seeds(loss, len(specs), class_scale_path, data, device)
     models = [_fresh_model(s, data, device) for s in specs]
-    # one tuple per teacher file, one loss per class-scale file: a stack needs one of each
-    mode = _stack_mode(stack, device, data, models[0], subsets, log, teachers=len({(id(t), id(lo)) for t, lo in zip(teachers, losses)}))
     recipe = Recipe.from_dict(spec["recipe"])
+    teachers_n = len({(id(t), id(lo)) for t, lo in zip(teachers, losses)})  # one tuple per teacher file, one loss per k_y file
+    mode = _stack_mode(stack, device, data, models[0], subsets, log, teachers=teachers_n, infobatch=recipe.infobatch is not None)
     labels = [f"{s['role']} {s['arch']} s{s['seed']}" for s in specs]
     for s, label, subset in zip(specs, labels, subsets):
         log(f"[{label}] {len(subset)}/{len(data.y_train)} training images, {s['recipe']['epochs']} epochs on {device} ({mode})")
@@ -318,8 +318,18 @@ def _subset(spec: dict, data, scores_path: Path | None, cutoff_path: Path | None
     return select_indices(scores, data.y_train.numpy(), spec["keep"], rule, seed=spec["seed"], cutoff_scores=cutoff, **spec["selection"])
 
 
-def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, subsets: list, log: Callable[[str], None], teachers: int = 1) -> str:
-    """`stacked` or `sequential` for the seeds of one job (`single` for one run)."""
+def _stack_mode(
+    stack: str,
+    device: torch.device,
+    data,
+    model: torch.nn.Module,
+    subsets: list,
+    log: Callable[[str], None],
+    teachers: int = 1,
+    infobatch: bool = False,
+) -> str:
+    """`stacked` or `sequential` for the seeds of one job (`single` for one run). InfoBatch runs
+    (kdprune.train.infobatch) never stack: each seed's epochs keep their own samples."""
     if stack not in STACK_MODES:
         raise ValueError(f"stack: {stack!r} is not one of {', '.join(STACK_MODES)}")
     if len(subsets) == 1:
@@ -335,6 +345,8 @@ def _stack_mode(stack: str, device: torch.device, data, model: torch.nn.Module, 
         if len({len(s) for s in subsets}) > 1
         else "each seed has its own teacher (chained replicates) or k_y file"
         if teachers > 1
+        else "InfoBatch prunes each seed's epochs by its own losses (epochs of unequal length)"
+        if infobatch
         else None
     )
     if why_not:

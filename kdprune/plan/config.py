@@ -362,7 +362,8 @@ def check_names(cfg: dict) -> None:
         return test
 
     for method, settings in cfg["scores"].items():
-        check(f"scores.{method}", settings.get("score", method), registered(SCORES))
+        if "dynamic" not in settings:  # a dynamic method has no score: it prunes inside training
+            check(f"scores.{method}", settings.get("score", method), registered(SCORES))
         if "epoch" in settings:
             check(f"scores.{method}.epoch", settings["epoch"], trained_epochs(settings.get("score", method)))
         if "arch" in settings:

@@ -80,11 +80,14 @@ def score_spec(cfg: dict, job: ScoreJob) -> dict:
     return {**_common(cfg, job.dataset), "role": "score", "method": job.method, "seed": job.seed, "settings": settings, **upstream}
 
 
-def _dynamic(cfg: dict, job: StudentJob) -> dict:
-    """A dynamic method's pruning settings (InfoBatch: `scores.<m>.dynamic`), only where there are
-    some, so that the specs (and hashes) of the other runs stay as they were."""
-    settings = cfg["scores"].get(job.selection_method, {})
-    return {"dynamic": settings["dynamic"]} if "dynamic" in settings else {}
+def _student_recipe(cfg: dict, job: StudentJob) -> dict:
+    """The student's recipe; a dynamic method (`scores.<m>.dynamic`, InfoBatch) prunes inside it
+    (the recipe's `infobatch`, kdprune.train.infobatch), the other runs' recipes stay as they were."""
+    recipe = recipe_for(cfg, job.recipe, job.arch)
+    dynamic = cfg["scores"].get(job.selection_method, {}).get("dynamic")
+    if dynamic:
+        recipe["infobatch"] = {k: v for k, v in dynamic.items() if k != "kind"}
+    return recipe
 
 
 def student_spec(cfg: dict, job: StudentJob) -> dict:
@@ -98,12 +101,11 @@ def student_spec(cfg: dict, job: StudentJob) -> dict:
         **_common(cfg, job.dataset),
         "role": "student",
         "arch": job.arch,
-        "recipe": recipe_for(cfg, job.recipe, job.arch),
+        "recipe": _student_recipe(cfg, job),
         "selection_method": job.selection_method,
         "selection_rule": job.selection_rule,
         "keep": job.keep,
         "selection": cfg["selection"] if job.score else None,
-        **_dynamic(cfg, job),
         "loss": job.loss,
         "loss_params": dict(job.loss_params),
         "seed": job.seed,

@@ -1,7 +1,9 @@
 """The one training loop: CE or any registered loss (KD from a frozen teacher), on a subset given as
 indices, SGD + momentum + weight decay with a step or cosine schedule, crop + flip augmentation.
 Checkpoints every epoch (atomically) and resumes from the checkpoint when re-run with the same
-settings, so a preempted or requeued job continues instead of starting over."""
+settings, so a preempted or requeued job continues instead of starting over. Optionally prunes each
+epoch dynamically (recipe field `infobatch`, kdprune.train.infobatch); every run records the
+sample-steps it trained (`sample_steps`: images summed over epochs)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch.nn as nn
 from kdprune.files import save_torch
 from kdprune.train import SCHEDULES
 from kdprune.train.accel import Accel
+from kdprune.train.infobatch import InfoBatch, InfoBatchState
 from kdprune.train.optim import SGD
 from kdprune.train.stacking import one_network
 from kdprune.train.step import StepRunner, batch_source
@@ -38,11 +41,15 @@ class Recipe:
     # "epochs": every keep fraction trains `epochs` passes over its subset (fewer steps when
     # pruned); "steps": as many steps as `epochs` passes over the full training set.
     budget: str = "epochs"
+    # InfoBatch dynamic pruning ({ratio, delta}, kdprune.train.infobatch); None: every epoch trains on the whole subset.
+    infobatch: InfoBatch | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> Recipe:
         d = dict(d)
         d["milestones"] = tuple(d.get("milestones", ()))
+        if isinstance(d.get("infobatch"), dict):
+            d["infobatch"] = InfoBatch(**d["infobatch"])
         return cls(**d)
 
     def lr_at(self, epoch_progress: float) -> float:
@@ -133,7 +140,8 @@ def fit(
     `stop_epoch` ends training early (early-epoch scores); `on_batch(epoch, sample_indices, logits,
     targets)` sees every training step (training-dynamics scores such as forgetting events); `accel`
     says how steps run (kdprune.train.accel); `teacher_views` (kdprune.train.views) replaces the
-    teacher's forward passes by exact lookups."""
+    teacher's forward passes by exact lookups. With `recipe.infobatch` each epoch trains on the
+    samples InfoBatch keeps (kdprune.train.infobatch; `on_batch` sees those)."""
     return fit_stack([model], data, [indices], recipe, objective, seeds=[seed], labels=[label], **options)[0]
 
 
@@ -160,13 +168,18 @@ def fit_stack(
     (kdprune.train.stacking): model k on `subsets[k]` with `seeds[k]`, drawing exactly the batches and views
     it would draw alone, with its own BN statistics, loss and optimizer state. The subsets must have
     one size (one number of steps). N = 1 is plain training of any model. The models are updated in
-    place; returns one result per model. A stack's time is split evenly among its students."""
+    place; returns one result per model. A stack's time is split evenly among its students.
+    InfoBatch (`recipe.infobatch`) trains one model only: its students' epochs would differ in length."""
     n = len(models)
     sizes = {len(s) for s in subsets}
     if len(sizes) != 1 or len(seeds) != n:
         raise ValueError(f"a stack needs one subset size and one seed per model, got sizes {sorted(sizes)}, {len(seeds)} seeds for {n} models")
     if on_batch is not None and n > 1:
         raise ValueError("on_batch hooks see a single run; train stacks without them")
+    if recipe.infobatch is not None and n > 1:
+        raise ValueError("InfoBatch prunes each run's epochs by its own losses: train its seeds one at a time, not stacked")
+    if recipe.infobatch is not None and not callable(getattr(objective, "per_sample", None)):
+        raise ValueError(f"InfoBatch needs the loss per sample, and {type(objective).__name__} has no per_sample()")
     labels = labels or [f"train s{s}" for s in seeds]
     net, step_objective = one_network(models, objective)
     accel.prepare(net, device)
@@ -179,6 +192,7 @@ def fit_stack(
     per_pass = recipe.epochs / passes  # schedule epochs per pass
     eval_every = max(1, passes // recipe.epochs)  # about `epochs` evaluations whatever the budget
     last_epoch = min(stop_epoch or passes, passes)
+    infobatch = None if recipe.infobatch is None else InfoBatchState(recipe.infobatch, subsets[0], len(data.y_train), passes, device)
     histories: list[list[dict]] = [[] for _ in range(n)]
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():
@@ -186,16 +200,24 @@ def fit_stack(
         try:
             if state.get("run_hash") != run_hash or len(state.get("histories", ())) != n:
                 raise ValueError("written for other settings")
+            if infobatch is not None and "infobatch" not in state:
+                raise ValueError("it has no InfoBatch scores")
             optimizer.load_state_dict(state["optimizer"])
             net.load_state_dict(state["model"])
+            if infobatch is not None:
+                infobatch.load_state_dict(state["infobatch"])
             histories, start_epoch = state["histories"], state["epoch"]
             log(f"[{labels[0]}] resuming from {checkpoint} at epoch {start_epoch}")
         except ValueError as why:
             log(f"[{labels[0]}] ignoring {checkpoint}: {why}")
 
-    batches = _batches(size, recipe.batch_size)
     source = batch_source(data, device, accel)
-    runner = StepRunner(net, step_objective, optimizer, accel, device, teacher, teacher_views)
+    runner = StepRunner(net, step_objective, optimizer, accel, device, teacher, teacher_views, infobatch)
+    if infobatch is not None:
+        log(
+            f"[{labels[0]}] InfoBatch ratio {recipe.infobatch.ratio:g}, delta {recipe.infobatch.delta:g}: "
+            f"{recipe.infobatch.pruned_epochs(passes)} of {passes} epochs prune, the rest train on all {size}"
+        )
     epoch_seconds = sum(h["epoch_seconds"] for h in histories[0])
     for epoch in range(start_epoch, last_epoch):
         t0 = time.perf_counter()
@@ -203,7 +225,11 @@ def fit_stack(
         runner.reset_sums()
         # One generator per student and epoch, derived from (seed, epoch): a resumed run draws the same batches.
         gens = [torch.Generator().manual_seed(seed * 1_000_003 + epoch) for seed in seeds]
-        orders = [subset[torch.randperm(size, generator=gen)] for subset, gen in zip(subsets, gens)]
+        # InfoBatch (one student): the epoch's kept samples, drawn first from the epoch's generator.
+        epoch_sets = [infobatch.epoch_samples(epoch, gens[0])] if infobatch is not None else subsets
+        samples = len(epoch_sets[0])  # per student, this epoch
+        orders = [kept[torch.randperm(samples, generator=gen)] for kept, gen in zip(epoch_sets, gens)]
+        batches = _batches(samples, recipe.batch_size)
         for step, (idx, packed) in enumerate(source.plan(orders, batches, gens)):
             lr = recipe.lr_at((epoch + step / len(batches)) * per_pass)
             optimizer.set_lr(lr)
@@ -219,23 +245,24 @@ def fit_stack(
         wall = time.perf_counter() - t0
         epoch_seconds += wall / n
         for k, history in enumerate(histories):
-            record = {name: value[k] / size for name, value in sums.items()}
-            record.update(epoch=epoch + 1, test_acc=accs[k], lr=lr, train_seconds=t_train / n, epoch_seconds=wall / n)
+            record = {name: value[k] / samples for name, value in sums.items()}
+            record.update(epoch=epoch + 1, samples=samples, test_acc=accs[k], lr=lr, train_seconds=t_train / n, epoch_seconds=wall / n)
             history.append(record)
             if evaluate:
                 best = max(h["test_acc"] for h in history if h["test_acc"] is not None)
                 eta = epoch_seconds * n / (epoch + 1 - start_epoch) * (last_epoch - epoch - 1)
                 terms_txt = ", ".join(f"{name} {record[name]:.4f}" for name in sums if name != "loss")
+                kept_txt = f" | {samples}/{size} samples" if infobatch is not None else ""
                 log(
                     f"[{labels[k]}] epoch {epoch + 1:>3}/{last_epoch} | loss {record['loss']:.4f} ({terms_txt}) | "
-                    f"acc {100 * accs[k]:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g} | "
-                    f"{n * size / t_train:,.0f} img/s | ETA {clock(eta)}"
+                    f"acc {100 * accs[k]:.2f}% (best {100 * best:.2f}%) | lr {lr:.4g}{kept_txt} | "
+                    f"{n * samples / t_train:,.0f} img/s | ETA {clock(eta)}"
                 )
         if checkpoint is not None:
-            save_torch(
-                checkpoint,
-                {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "histories": histories, "run_hash": run_hash},
-            )
+            state = {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "histories": histories, "run_hash": run_hash}
+            if infobatch is not None:
+                state["infobatch"] = infobatch.state_dict()
+            save_torch(checkpoint, state)
 
     if n > 1:
         for model, state in zip(models, net.stacked.unstack()):
@@ -248,6 +275,9 @@ def _summary(history: list[dict], epochs: int, size: int, n_params: int, recipe:
     evaluated = [h for h in history if h["test_acc"] is not None]
     best = max(evaluated, key=lambda h: h["test_acc"]) if evaluated else None
     train_seconds = sum(h["train_seconds"] for h in history)
+    # Images trained, summed over epochs (epochs x subset size without InfoBatch); a checkpoint of
+    # older code has no per-epoch `samples`: its epochs trained the whole subset.
+    sample_steps = sum(h.get("samples", size) for h in history)
     return {
         "history": history,
         "final_acc": evaluated[-1]["test_acc"] if evaluated else float("nan"),
@@ -257,7 +287,8 @@ def _summary(history: list[dict], epochs: int, size: int, n_params: int, recipe:
         "n_train": size,
         "n_params": n_params,
         "train_seconds": train_seconds,
-        "train_images_per_s": size * len(history) / train_seconds if train_seconds else float("nan"),
+        "sample_steps": sample_steps,
+        "train_images_per_s": sample_steps / train_seconds if train_seconds else float("nan"),
         "recipe": asdict(recipe),
         "accel": accel.as_dict(),
     }

@@ -5,6 +5,11 @@ A batch is a tuple of device tensors (`packed`) that `source.inputs` turns into 
 Everything after the host has drawn the batch happens inside `StepRunner.body`, so when the step is
 captured the whole of it is one graph launch; per step the host only writes the learning rate and
 copies the batch's packed tensors into the graph's static inputs.
+
+InfoBatch (kdprune.train.infobatch) adds two device tables to the step: it reads the batch's loss
+weights from one and writes the batch's per-sample losses into the other, both by sample index and
+in place, so a captured graph replays them as well; only the host's choice of the epoch's samples
+changes (fewer steps per epoch, still full-size batches but the last).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import torch
 import torch.nn as nn
 
 from kdprune.data.augment import crop_flip, draw_views
+from kdprune.losses.kd import weighted_terms
 from kdprune.train.accel import Accel
+from kdprune.train.infobatch import InfoBatchState
 from kdprune.train.optim import SGD
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (cuDNN autotuning, lazy allocations)
@@ -61,9 +68,14 @@ class ResidentBatches:
         idx, top, left, flip = packed[0]
         return views[idx, top, left, flip]
 
+    @staticmethod
+    def indices(packed: tuple) -> torch.Tensor:
+        return packed[0][0]
+
 
 class StreamedBatches:
-    """Datasets read from disk by DataLoader workers (ImageFolder): the data object's own batches."""
+    """Datasets read from disk by DataLoader workers (ImageFolder): the data object's own batches,
+    packed as (images, labels, sample indices) on the device."""
 
     def __init__(self, data, device: torch.device, accel: Accel):
         self.data, self.device, self.accel = data, device, accel
@@ -72,7 +84,7 @@ class StreamedBatches:
         if len(orders) != 1:
             raise ValueError("streamed datasets train one student at a time (no stacks)")
         for idx, x, y in self.data.train_batches(orders[0], batches, gens[0], self.device):
-            yield idx, (x, y)
+            yield idx, (x, y, torch.as_tensor(idx, dtype=torch.int64).to(self.device, non_blocking=True))
 
     @staticmethod
     def size(packed: tuple) -> int:
@@ -83,6 +95,10 @@ class StreamedBatches:
 
     def view_logits(self, views, packed):
         raise ValueError("teacher views need an in-memory dataset (crop offsets drawn by kdprune)")
+
+    @staticmethod
+    def indices(packed: tuple) -> torch.Tensor:
+        return packed[2]
 
 
 def batch_source(data, device: torch.device, accel: Accel):
@@ -99,10 +115,12 @@ class StepRunner:
         device: torch.device,
         teacher: nn.Module | None = None,
         teacher_views: torch.Tensor | None = None,
+        infobatch: InfoBatchState | None = None,
     ):
         self.model, self.objective, self.optimizer = model, objective, optimizer
         self.accel, self.device = accel, torch.device(device)
         self.teacher, self.teacher_views = teacher, teacher_views
+        self.infobatch = infobatch  # its weight and score tables, read and written by sample index
         self.sums: dict[str, torch.Tensor] = {}  # loss terms x batch size (per student), summed on the device
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_in: tuple = ()  # the graph's input buffers and outputs, set at capture
@@ -123,7 +141,13 @@ class StepRunner:
             teacher_logits = self._teacher_logits(source, packed, x)
             logits = self.model(x)
         # Terms are scalars, or [N] vectors for a stack of N students (kdprune.train.stacking).
-        terms = self.objective(logits.float(), y, teacher_logits)
+        if self.infobatch is None:
+            terms = self.objective(logits.float(), y, teacher_logits)
+        else:  # InfoBatch: weighted batch means; each sample's unweighted loss becomes its score
+            idx = source.indices(packed)
+            per_sample = self.objective.per_sample(logits.float(), y, teacher_logits)
+            terms = weighted_terms(per_sample, self.infobatch.weights[idx])
+            self.infobatch.scores[idx] = sum(per_sample.values()).detach()
         loss = sum(terms.values())
         loss.sum().backward()
         self.optimizer.step()

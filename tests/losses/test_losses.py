@@ -64,3 +64,44 @@ def test_reshape_without_a_class_scale_is_refused_and_copies_keep_their_own():
         loss(torch.randn(2, 3), torch.tensor([0, 1]), torch.randn(2, 3))
     scaled = loss.with_class_scale([1.0, 2.0, 3.0])
     assert loss.class_scale is None and scaled.class_scale.tolist() == [1.0, 2.0, 3.0] and scaled == loss
+
+
+@pytest.mark.parametrize("name", ["ce", "kd"])
+def test_sample_weights_none_is_the_plain_mean_and_all_ones_agree_with_it(name):
+    """`sample_weight=None` computes exactly what the losses computed before the argument existed;
+    all-ones weights go through the per-sample terms (another summation order), so they agree to
+    float32 rounding, not bit for bit."""
+    torch.manual_seed(1)
+    logits, teacher, y = torch.randn(37, 10) * 3, torch.randn(37, 10) * 3, torch.randint(0, 10, (37,))
+    loss = make_loss(name, alpha=0.7, temperature=2.0)
+    plain = loss(logits, y, teacher)
+    old = {"ce": torch.nn.functional.cross_entropy(logits, y)}
+    if name == "kd":
+        old = {"ce": 0.3 * old["ce"], "kd": 0.7 * kd_divergence(logits, teacher, 2.0)}
+    assert plain.keys() == old.keys() and all(torch.equal(plain[k], old[k]) for k in old)
+    assert all(torch.equal(a, b) for a, b in zip(plain.values(), loss(logits, y, teacher, sample_weight=None).values()))
+    ones = loss(logits, y, teacher, sample_weight=torch.ones(37))
+    assert ones.keys() == plain.keys()
+    for k in plain:
+        torch.testing.assert_close(ones[k], plain[k], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("name", ["ce", "kd"])
+def test_per_sample_terms_and_weighted_means(name):
+    torch.manual_seed(2)
+    logits, teacher, y = torch.randn(16, 10), torch.randn(16, 10), torch.randint(0, 10, (16,))
+    loss = make_loss(name)
+    per = loss.per_sample(logits, y, teacher)
+    plain = loss(logits, y, teacher)
+    assert per.keys() == plain.keys() and all(v.shape == (16,) for v in per.values())
+    for k in plain:  # one value per sample, whose batch mean is the term
+        torch.testing.assert_close(per[k].mean(), plain[k], rtol=1e-6, atol=0)
+        rows = [loss(logits[i : i + 1], y[i : i + 1], teacher[i : i + 1])[k] for i in range(16)]
+        torch.testing.assert_close(per[k], torch.stack(rows), rtol=1e-5, atol=1e-7)
+    w = torch.rand(16) * 2
+    weighted = loss(logits, y, teacher, sample_weight=w)
+    for k in plain:  # divided by the batch size, not by the sum of the weights (InfoBatch's rescaling)
+        torch.testing.assert_close(weighted[k], (w * per[k]).sum() / 16, rtol=1e-6, atol=0)
+    w_logits = logits.clone().requires_grad_(True)
+    sum(loss(w_logits, y, teacher, sample_weight=torch.where(torch.arange(16) < 8, 1.0, 0.0)).values()).backward()
+    assert w_logits.grad[8:].abs().max() == 0 and w_logits.grad[:8].abs().max() > 0  # weight 0: no gradient

@@ -199,8 +199,11 @@ def test_recipe_defaults_in_the_schema_are_the_training_loops():
     from kdprune.train.loop import Recipe
 
     schema_defaults = {k: v["default"] for k, v in schema()["$defs"]["recipe"]["properties"].items() if "default" in v}
-    loop_defaults = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in dataclasses.fields(Recipe) if f.name != "epochs"}
+    # `infobatch` has no schema default: absent means off (Recipe's None), and specs without it keep their hashes.
+    fields = [f for f in dataclasses.fields(Recipe) if f.name not in ("epochs", "infobatch")]
+    loop_defaults = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in fields}
     assert schema_defaults == loop_defaults
+    assert Recipe(epochs=1).infobatch is None and "default" not in schema()["$defs"]["recipe"]["properties"]["infobatch"]
 
 
 def test_a_ccs_method_without_a_cutoff_score_is_refused():

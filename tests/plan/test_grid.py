@@ -149,7 +149,7 @@ def test_a_recipe_may_set_the_learning_rate_of_some_architectures():
 
 def test_a_dynamic_method_is_one_run_on_the_whole_training_set_with_its_settings_in_the_spec():
     """InfoBatch prunes inside training: whatever the keep list, one run at keep 1.0, no score file,
-    labelled by its method (not `full`), its settings in the spec; other runs' specs unchanged."""
+    labelled by its method (not `full`), its settings in its recipe; other runs' specs unchanged."""
     cfg = load(ROOT / "config.yaml")
     cfg["scores"]["infobatch"] = {"dynamic": {"kind": "infobatch", "ratio": 0.5, "delta": 0.875}}
     exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet14"], "selection": ["random", "infobatch"], "keep": [0.3, 0.7, 1.0]}
@@ -158,8 +158,8 @@ def test_a_dynamic_method_is_one_run_on_the_whole_training_set_with_its_settings
     runs = sorted((s.selection, s.keep, s.score is None) for s in plan.grid.students)
     assert runs == [("full", 1.0, True), ("infobatch", 1.0, True), ("random", 0.3, False), ("random", 0.7, False)]
     specs = {job.selection: plan.spec("student", key)[0] for key, (job,) in plan.jobs("student").items()}
-    assert specs["infobatch"]["dynamic"] == {"kind": "infobatch", "ratio": 0.5, "delta": 0.875}
-    assert all("dynamic" not in specs[name] for name in ("full", "random"))
+    assert specs["infobatch"]["recipe"]["infobatch"] == {"ratio": 0.5, "delta": 0.875}
+    assert all("infobatch" not in specs[name]["recipe"] for name in ("full", "random"))
 
 
 def test_reshaped_kd_reads_its_teachers_k_y_and_the_runs_without_it_are_unchanged():
