@@ -25,6 +25,7 @@ from kdprune.provenance import code_revision, platform_info
 from kdprune.pruning import SCORES, score_and_extras
 from kdprune.pruning.selection import select_indices
 from kdprune.train.accel import resolve_accel
+from kdprune.train.agreement import kept_subset_agreement
 from kdprune.train.loop import Recipe, fit, fit_stack, pick_device, seed_everything
 from kdprune.train.views import compute_view_logits, load_view_logits, save_view_logits
 
@@ -216,24 +217,35 @@ def run_seeds(
         )
         share = (time.perf_counter() - t0) / len(specs)  # the job's time, split evenly
         out = [
-            _save_run(s, d, m, r, data, subset, share, device, extra, label, log)
-            for s, d, m, r, subset, label, extra in zip(specs, out_dirs, models, results, subsets, labels, extras)
+            _save_run(s, d, m, r, data, subset, share, device, {**extra, **_agreement(m, data, subset, device, t, accel)}, label, log)
+            for s, d, m, r, subset, label, extra, t in zip(specs, out_dirs, models, results, subsets, labels, extras, teachers)
         ]
         checkpoint.unlink(missing_ok=True)
         return out
     out = []
     setup = (time.perf_counter() - t0) / len(specs)
-    for s, d, label, subset, model, kwargs, extra, objective in zip(specs, out_dirs, labels, subsets, models, common, extras, losses):
+    for s, d, label, subset, model, kwargs, extra, objective, t in zip(specs, out_dirs, labels, subsets, models, common, extras, losses, teachers):
         t1 = time.perf_counter()
         result = fit(
             model, data, subset, recipe, objective, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s), label=label, **kwargs
         )
+        extra = {**extra, **_agreement(model, data, subset, device, t, accel)}
         out.append(_save_run(s, d, model, result, data, subset, setup + time.perf_counter() - t1, device, extra, label, log))
     # Checkpoints go only now: if the job dies on a later seed, the workflow deletes every output of
     # the job, and the finished seeds' last checkpoints make their rerun a matter of seconds.
     for d in out_dirs:
         (d / "checkpoint.pt").unlink(missing_ok=True)
     return out
+
+
+def _agreement(model: torch.nn.Module, data, subset: np.ndarray, device: torch.device, teacher: tuple, accel) -> dict:
+    """A KD student's and its teacher's accuracy and agreement on the student's kept training images
+    (kdprune.train.agreement, P2-C5); in-memory data only (a streamed training set would cost a
+    pass over it per run)."""
+    model_t, views, _ = teacher
+    if (model_t is None and views is None) or not hasattr(data, "x_train"):
+        return {}
+    return kept_subset_agreement(model, data, subset, device, teacher=model_t, views=views, accel=accel)
 
 
 def _teachers_of_seeds(n: int, teacher: Path | list[Path] | None, views: Path | list[Path] | None, device: torch.device, data) -> list[tuple]:

@@ -65,7 +65,11 @@ def test_sequential_seeds_equal_one_job_per_seed(tmp_path, teacher_file):
         assert t["subset_sha"] == a["subset_sha"] and t["final_acc"] == a["final_acc"]
         assert [h["loss"] for h in t["history"]] == [h["loss"] for h in alone[seeds.index(t["spec"]["seed"])]["history"]]
         assert t["stack"] == {"mode": "sequential", "size": 2} and a["stack"] == {"mode": "single", "size": 1}
+        # a KD run records its teacher and itself on its kept images (P2-C5), the same either way
+        assert t["ts_gap"] == pytest.approx(t["teacher_acc_kept"] - t["student_acc_kept"]) and t["ts_gap"] == a["ts_gap"]
+        assert 0.0 <= t["agreement_kept"] <= 1.0 and t["agreement_kept"] == a["agreement_kept"]
     assert together[0]["subset_sha"] != together[1]["subset_sha"]  # random subsets drawn per seed
+    assert "ts_gap" not in run_seeds([spec(0)], [tmp_path / "ce"], log=quiet)[0]  # no teacher, no gap
     for s in seeds:
         assert (tmp_path / f"a{s}/metrics.json").is_file() and not (tmp_path / f"a{s}/checkpoint.pt").exists()
         load_teacher(tmp_path / f"a{s}/model.pt")  # a loadable model

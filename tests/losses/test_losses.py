@@ -105,3 +105,14 @@ def test_per_sample_terms_and_weighted_means(name):
     w_logits = logits.clone().requires_grad_(True)
     sum(loss(w_logits, y, teacher, sample_weight=torch.where(torch.arange(16) < 8, 1.0, 0.0)).values()).backward()
     assert w_logits.grad[8:].abs().max() == 0 and w_logits.grad[:8].abs().max() > 0  # weight 0: no gradient
+
+
+def test_reshape_applies_in_the_per_sample_terms_too():
+    """InfoBatch's weighted path goes through per_sample: it must reshape as __call__ does."""
+    torch.manual_seed(3)
+    logits, teacher, y = torch.randn(12, 5), torch.randn(12, 5) * 2, torch.randint(0, 5, (12,))
+    loss = make_loss("kd", reshape=True).with_class_scale(torch.rand(5) + 0.5)
+    plain, ones = loss(logits, y, teacher), loss(logits, y, teacher, sample_weight=torch.ones(12))
+    for k in plain:
+        torch.testing.assert_close(ones[k], plain[k], rtol=1e-5, atol=0)
+    assert not torch.allclose(loss.per_sample(logits, y, teacher)["kd"], make_loss("kd").per_sample(logits, y, teacher)["kd"])
