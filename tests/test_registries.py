@@ -503,12 +503,17 @@ def runs_tables(smoke_plan, tmp_path_factory):
         for path in smoke_plan.experiment_metrics(experiment):
             spec, axes = specs[path], specs[path]["axes"]
             acc = 0.55 + 0.3 * axes["keep"] + 0.02 * (axes["loss"] != "ce") + 0.005 * axes["seed"] + rng.normal(0, 0.004)
+            # images trained on: InfoBatch (whole data) prunes about 30% of them, like a 70% subset
+            share = 0.7 if "infobatch" in spec["recipe"] else axes["keep"]
             metrics = {
                 "spec": spec,
                 "final_acc": acc,
                 "best_acc": acc + 0.003,
                 "epochs": spec["recipe"]["epochs"],
                 "teacher_params": n_params(axes["teacher"]) if axes["teacher"] else None,
+                "sample_steps": round(share * 1347) * spec["recipe"]["epochs"],
+                "train_seconds": share * 10 + rng.normal(0, 0.1),
+                **({"ts_gap": 0.1 - 0.05 * axes["keep"] + rng.normal(0, 0.01)} if axes["teacher"] else {}),
             }
             out = root / path
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -538,7 +543,7 @@ def test_verdict_rule_on_the_smoke_runs(name, smoke_plan, runs_tables):
         assert isinstance(table, pd.DataFrame) and len(table) > 0, f"{cid}: no cell of its test matches its experiment's runs"
         assert {"diff", "ci_low", "ci_high", "status"} <= set(table.columns)
         statuses = set(table["status"].dropna())
-        assert statuses and statuses <= {"better", "worse", "unresolved"}, (cid, statuses)
+        assert statuses and statuses <= {"better", "worse", "unresolved", "cost not matched"}, (cid, statuses)
 
 
 @pytest.mark.parametrize("name", FIGURES.names())

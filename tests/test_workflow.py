@@ -104,15 +104,19 @@ def test_dry_run_of_each_claim_table(workflow_dir, claim):
     assert counts["claim"] == 1 and {k: counts.get(k) for k in tables} == tables and "ledger" not in counts
 
 
-@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 129), ("auto", 43)])
+@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 189), ("auto", 63)])
 def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs):
     out = snakemake(workflow_dir, "-n", "-p", "all_figures", "--config", f"stack_seeds={stack_seeds}")
     counts = job_counts(out.stdout + out.stderr)
     # Shared runs are one run: 78 + 18 (alpha, new) + 12 + 18 (capacity, chained) + 3 (teacher data,
     # chained, new: its full-data teacher's runs are capacity's resnet8 runs) = 129; in 43 jobs of 3
-    # seeds unless stack_seeds is off (36 grid points + capacity's 6 + teacher data's 20% one)
+    # seeds unless stack_seeds is off (36 grid points + capacity's 6 + teacher data's 20% one).
+    # P2 (resnet14 -> resnet8, the capacity ladder's resnet14 teacher): 6 selections x 2 keeps = 12
+    # grid points; reshape at 0.3: 1 more; InfoBatch's experiment: mdslr at 0.7 and InfoBatch, each
+    # with reshape off and on: 4; efficiency: mdslr at 0.5 reshaped and full data either way: 3.
+    # 20 grid points of 3 seeds: 60 runs. Scores: + teacher_ce and herding of the teacher (one each).
     jobs = sum(n for rule, n in counts.items() if rule.startswith("student"))
-    assert (jobs, counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 13, 24, 8, 8)
+    assert (jobs, counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 13, 26, 15, 15)
     assert counts["teacher_views"] == 10 and counts["compute"] == 1  # not P1-C7's 20% teachers (2 < 9 views)
     # Specs stay off the command line: each job looks itself up in the plan by kind and key.
     commands = [line for line in (out.stdout + out.stderr).splitlines() if "python -m kdprune" in line]

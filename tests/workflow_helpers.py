@@ -30,15 +30,16 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
 
 
 def only_p1_c1(workdir, grid: dict, recipes: dict | None = None, extra: dict | None = None):
-    """Reduce P1's paper file to P1-C1 on the given grid (no per-preset overrides); `extra`: more
-    experiments. `recipes`: the smoke preset's recipes."""
+    """Reduce the config to P1's P1-C1 on the given grid (no per-preset overrides, no other paper);
+    `extra`: more experiments. `recipes`: the smoke preset's recipes."""
     paper_file = workdir / "workflow" / "papers" / "P1.yaml"
     paper = yaml.safe_load(paper_file.read_text())
     base = {k: v for k, v in paper["experiments"]["p1_kd_vs_ce"].items() if k != "presets"}
     paper["experiments"] = {"p1_kd_vs_ce": {**base, **grid}, **(extra or {})}
     paper["claims"] = {"P1-C1": paper["claims"]["P1-C1"]}
     paper_file.write_text(yaml.safe_dump(paper, sort_keys=False))
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["papers"] = ["P1"]  # the other papers' experiments would add their own jobs
     if recipes:
-        cfg = yaml.safe_load((workdir / "config.yaml").read_text())
         cfg["presets"]["smoke"]["recipes"] = recipes
-        (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -104,6 +104,9 @@ def _read_paper(paper: str, base_dir: Path, presets: dict) -> tuple[dict, str]:
     return doc, where
 
 
+REPLACED_BY_PRESETS = ("teacher",)  # entry keys a preset override replaces (mappings otherwise merge)
+
+
 def assemble(raw: dict, overrides: dict, preset: str, base_dir: Path) -> tuple[dict, dict[str, str]]:
     """The config of one preset, before validation; and {"experiments.<name>": its paper file}."""
     presets = raw["presets"]
@@ -121,7 +124,10 @@ def assemble(raw: dict, overrides: dict, preset: str, base_dir: Path) -> tuple[d
                 if name in target:
                     raise ConfigError(f"{where}: {kind}.{name} is defined twice (also in {sources[f'{kind}.{name}']})")
                 body = {k: v for k, v in entry.items() if k not in ENTRY_ONLY_KEYS}
-                target[name] = deep_merge({**body, "paper": doc["paper"]}, (entry.get("presets") or {}).get(preset) or {})
+                overlay = (entry.get("presets") or {}).get(preset) or {}
+                merged = deep_merge({**body, "paper": doc["paper"]}, overlay)
+                # a teacher-student mapping is one axis: a preset's pairs replace the paper's, not add to them
+                target[name] = {**merged, **{k: copy.deepcopy(overlay[k]) for k in REPLACED_BY_PRESETS if k in overlay}}
                 sources[f"{kind}.{name}"] = where
     for kind, target in entries.items():
         cfg[kind] = deep_merge(target, overrides.get(kind) or {})
@@ -264,9 +270,10 @@ TEACHER_AXES = {"teacher", "teacher_params", "teacher_keep", "teacher_seed", "te
 
 
 def axes_of_test(test: dict) -> set[str]:
-    """The axes a claim's test varies or splits by."""
+    """The axes a claim's test compares along: what it varies, not the `cells` it splits by (a
+    comparison within one teacher's cell pairs runs that share the teacher)."""
     named = {test.get(key) for key in ("axis", "factor", "along", "fades_along", "control_each_of")} - {None}
-    return named | set(test.get("cells", [])) | set(test.get("treatment", {})) | set(test.get("control", {}))
+    return named | set(test.get("treatment", {})) | set(test.get("control", {}))
 
 
 # -- validation ---------------------------------------------------------------------------------

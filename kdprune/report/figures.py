@@ -41,7 +41,7 @@ def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     )
     for ax in grid.axes.flat:
         ax.set_xlabel(AXIS_LABELS["keep"])
-        ax.set_ylabel(f"test accuracy (%), {metric.replace('_', ' ')}")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
     teachers = ", ".join(spec["setting"]["teacher"]) or "no"
     grid.figure.suptitle(_title(spec, df, f"{', '.join(spec['setting']['student'])} student, {teachers} teacher"), fontsize=10)
@@ -56,6 +56,12 @@ def _title(spec: dict, runs: pd.DataFrame, what: str) -> str:
     return f"{spec['id']}: {what}, preset {spec['preset']}\nmean ± std over {n_txt} seeds; dataset {data}"
 
 
+METRIC_LABELS = {  # the y axis of a claim's metric (x 100 on every figure)
+    "final_acc": "test accuracy (%), final epoch",
+    "best_acc": "test accuracy (%), best epoch",
+    "ts_gap": "teacher - student accuracy on the kept images (points)",
+    "agreement_kept": "teacher-student top-1 agreement on the kept images (%)",
+}
 AXIS_LABELS = {
     "keep": "kept fraction f of the training set",
     "alpha": "KD weight alpha",
@@ -92,7 +98,7 @@ def lines(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     )
     for ax in grid.axes.flat:
         ax.set_xlabel(AXIS_LABELS.get(opts["x"], opts["x"]))
-        ax.set_ylabel(f"test accuracy (%), {metric.replace('_', ' ')}")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
         if opts.get("log_x"):
             ax.set_xscale("log")
