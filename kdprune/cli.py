@@ -70,9 +70,13 @@ def cmd_figure(args) -> None:
 
 
 def cmd_ledger(args) -> None:
+    from kdprune.plan import Plan
     from kdprune.report.ledger import write_ledger
 
-    write_ledger([Path(p) for p in args.verdicts], Path(args.out_dir))
+    verdicts = args.verdicts or (Plan.read(args.plan).verdict_files() if args.plan else [])
+    if not verdicts:
+        raise SystemExit("kdprune ledger: give --plan (every claim of the plan) or verdict files")
+    write_ledger([Path(p) for p in verdicts], Path(args.out_dir))
 
 
 def cmd_bench(args) -> None:
@@ -176,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("ledger", help="the claims ledger from verdict files")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("verdicts", nargs="+")
+    p.add_argument("--plan", help="a plan file: the verdicts of every claim in it (what the workflow runs)")
+    p.add_argument("verdicts", nargs="*", help="verdict files (instead of --plan)")
     p.set_defaults(func=cmd_ledger)
 
     p = sub.add_parser("bench", help="KD step throughput: reference DataLoader pipeline vs kdprune's paths")

@@ -134,6 +134,10 @@ class Plan:
                     files.append(s.score.path.removesuffix(".npz") + ".json")
         return {paper: [f"{self.results}/{f}" for f in dict.fromkeys(files)] for paper, files in out.items()}
 
+    def verdict_files(self) -> list[str]:
+        """Every claim's verdict file (what the ledger reads)."""
+        return [f"{self.results}/claims/{path}.json" for path in self.claim_paths()]
+
     def claim_paths(self, with_figure: bool = False) -> list[str]:
         """`<paper>/<claim>` of every claim (with a figure only, if asked)."""
         return [f"{c['paper']}/{cid}" for cid, c in self.cfg["claims"].items() if not with_figure or "figure" in c]

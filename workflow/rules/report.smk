@@ -95,7 +95,7 @@ rule figure:
 
 rule ledger:
     input:
-        expand(f"{RESULTS}/claims/{{claim}}.json", claim=PLAN.claim_paths()),
+        PLAN.verdict_files(),
     output:
         report(LEDGER[0], category="Claims ledger", caption="../report/ledger.rst"),
         report(LEDGER[1], category="Claims ledger", caption="../report/ledger.rst"),
@@ -105,7 +105,7 @@ rule ledger:
     conda:
         "../envs/kdprune.yaml"
     shell:
-        f"python -m kdprune ledger --out-dir {FIGURES} {{input:q}} > {{log:q}} 2>&1"
+        f"python -m kdprune ledger --plan {PLAN.plan_file} --out-dir {FIGURES} > {{log:q}} 2>&1"
 
 
 rule compute:
