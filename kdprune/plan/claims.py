@@ -3,7 +3,7 @@ the claim's table, figure and ledger entry."""
 
 from __future__ import annotations
 
-from kdprune.plan.config import schema, teachers_of
+from kdprune.plan.config import omitted_parameters, schema, teachers_of
 
 
 def claim_spec(cfg: dict, claim_id: str) -> dict:
@@ -26,9 +26,11 @@ def claim_spec(cfg: dict, claim_id: str) -> dict:
     }
     if isinstance(exp["teacher"], dict):  # teacher-student pairs
         setting["pairs"] = [f"{t} -> {student}" for student, teachers in exp["teacher"].items() for t in teachers]
-    for params in exp["loss"].values():  # a loss's parameter values (KD's alpha, temperature) as axes of the setting
+    for loss, params in exp["loss"].items():  # a loss's parameter values (KD's alpha, temperature) as axes of the setting
+        omitted = omitted_parameters(loss)
         for name, values in params.items():
-            setting[name] = sorted({*setting.get(name, []), *values})
+            if [float(v) for v in values] != [omitted.get(name)]:  # not a parameter the runs do not carry (reshape off)
+                setting[name] = sorted({*setting.get(name, []), *values})
     defaults = schema()["$defs"]["experiment"]["properties"]  # teacher_keep, label_noise: shown when not the default
     setting.update({axis: exp[axis] for axis in ("teacher_keep", "label_noise") if exp[axis] != defaults[axis]["default"]})
     pool = {"seed_pool": exp["seed"] + exp["replicate_seeds"]} if claim.get("replicates") else {}

@@ -130,7 +130,10 @@ def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
                 if t.views:
                     views = augmentation_of(t.dataset, cfg["augmentation"]).views  # crop offsets x flips
                     add(paper, "teacher views", t.dir + "/views", VIEW_PASS_COST * views * n, t.arch, False)
-            if s.score is not None and s.score.method != "random":
+            if s.score is not None and s.score.teacher is not None and "recipe" not in cfg["scores"][s.score.method]:
+                # a score of a trained teacher (teacher_ce, herding): one inference pass over the data
+                add(paper, "score", s.score.path, VIEW_PASS_COST * n, s.score.teacher.arch, False)
+            elif s.score is not None and s.score.method != "random":
                 settings = cfg["scores"][s.score.method]
                 epochs_run = settings.get("epoch") or cfg["recipes"][settings["recipe"]]["epochs"]  # no epoch: a full run
                 add(paper, "score", s.score.path, settings["runs"] * epochs_run * n, settings["arch"], False)

@@ -32,7 +32,7 @@ from kdprune.report.runs import ce_as_alpha_zero, read_runs_table, with_full_dat
 from kdprune.report.stats import BETTER, WORSE, binomial_sd, contrast, decide
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
-COST_NOT_MATCHED = "cost not matched"
+COST_NOT_MATCHED, COSTS_MORE = "cost not matched", "costs more than claimed"
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -43,12 +43,15 @@ def verdict_from(table: pd.DataFrame, what: str) -> tuple[str, str]:
     if not len(table):
         return INCONCLUSIVE, "no runs match the test"
     status = list(table["status"])
-    better, worse, unmatched = status.count(BETTER), status.count(WORSE), status.count(COST_NOT_MATCHED)
+    better, worse = status.count(BETTER), status.count(WORSE)
+    unmatched, dearer = status.count(COST_NOT_MATCHED), status.count(COSTS_MORE)
     why = (
         f"{what} in {better}/{len(status)} cells, significantly the other way in {worse} "
-        f"(Holm over the cells), unresolved in {len(status) - better - worse - unmatched}"
-    ) + (f", not compared at matched cost in {unmatched}" if unmatched else "")
-    if worse:
+        f"(Holm over the cells), unresolved in {len(status) - better - worse - unmatched - dearer}"
+    )
+    why += f", not compared at matched cost in {unmatched}" if unmatched else ""
+    why += f", costing more than the claim allows in {dearer}" if dearer else ""
+    if worse or dearer:
         return NOT_SUPPORTED, why
     return (SUPPORTED if better == len(status) else INCONCLUSIVE), why
 
@@ -130,7 +133,7 @@ def _cost_status(table: pd.DataFrame, cost: dict | None) -> pd.DataFrame:
     """A test's `cost` (means over runs, not a statistical test: sample-steps are exact, seconds are
     measured): `match_within` r — a cell whose treatment/control cost ratio is off 1 by more than r
     compares unequal budgets and is not judged (COST_NOT_MATCHED); `at_most` q — a claim of "less
-    cost" fails (`worse`) in a cell whose ratio exceeds q, whatever the accuracy."""
+    cost" fails (COSTS_MORE: not supported) in a cell whose ratio exceeds q, whatever the accuracy."""
     if not cost or not len(table):
         return table
     ratio = table["cost_ratio"]
@@ -138,7 +141,7 @@ def _cost_status(table: pd.DataFrame, cost: dict | None) -> pd.DataFrame:
     if "match_within" in cost:
         status[~((ratio - 1).abs() <= cost["match_within"])] = COST_NOT_MATCHED
     if "at_most" in cost:
-        status[~(ratio <= cost["at_most"])] = WORSE
+        status[~(ratio <= cost["at_most"])] = COSTS_MORE
     return table.assign(status=status)
 
 

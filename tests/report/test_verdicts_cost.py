@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdprune.report.verdicts import COST_NOT_MATCHED, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, matches_or_beats
+from kdprune.report.verdicts import COST_NOT_MATCHED, COSTS_MORE, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, matches_or_beats
 
 
 def runs(treatment_cost: float, control_cost: float, gain: float = 0.02, seeds: int = 5) -> pd.DataFrame:
@@ -31,5 +31,7 @@ def test_match_within_judges_only_cells_at_matched_cost(t_cost, verdict):
 
 @pytest.mark.parametrize("t_cost, verdict", [(700, SUPPORTED), (760, NOT_SUPPORTED)])
 def test_at_most_fails_a_cell_that_costs_more_than_claimed_whatever_the_accuracy(t_cost, verdict):
-    _, got, _ = matches_or_beats(runs(t_cost, 1000, gain=0.05), {**TEST, "cost": {"metric": "sample_steps", "at_most": 0.75}})
+    table, got, why = matches_or_beats(runs(t_cost, 1000, gain=0.05), {**TEST, "cost": {"metric": "sample_steps", "at_most": 0.75}})
     assert got == verdict
+    if verdict == NOT_SUPPORTED:
+        assert table.status.iloc[0] == COSTS_MORE and "costing more than the claim allows in 1" in why
