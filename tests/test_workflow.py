@@ -151,13 +151,16 @@ def test_smoke_preset_end_to_end(smoke_run):
 
     runs = pd.read_csv(workflow_dir / "results/smoke/runs.csv")
     students, teachers = runs[runs.role == "student"], runs[runs.role == "teacher"]
-    # 13 teachers: chained replicates of the two teacher-property experiments (P1-C6, P1-C7)
-    assert len(teachers) == 13 and len(students) == 129
-    assert set(students.selection) == {"random", "el2n-hardest", "grand-hardest", "forgetting-hardest", "moderate-medium", "ccs", "full"}
-    assert set(students.keep) == {0.2, 0.5, 1.0} and set(students.dataset) == {"digits", "digits+noise0.2"}
+    # 13 teachers: chained replicates of the two teacher-property experiments (P1-C6, P1-C7); P2's
+    # resnet14 -> resnet8 pair reads the capacity ladder's resnet14 teacher (seed 0)
+    assert len(teachers) == 13 and len(students) == 129 + 60
+    p1 = {"random", "el2n-hardest", "grand-hardest", "forgetting-hardest", "moderate-medium", "ccs", "full"}
+    assert set(students.selection) == p1 | {"herding-hardest", "mdslr", "mdslr_hard-hardest", "mdslr_easy-easiest", "infobatch"}
+    assert set(students.keep) == {0.2, 0.3, 0.5, 0.7, 1.0} and set(students.dataset) == {"digits", "digits+noise0.2"}
     assert students.final_acc.between(0.1, 1.0).all() and (teachers[(teachers.keep == 1.0) & (teachers.dataset == "digits")].final_acc > 0.9).all()
     clean = students[students.dataset == "digits"]
     assert (clean[clean.keep == 0.2].subset_size == 268).all()  # class-balanced 20% of 1347
+    assert (clean[(clean.selection == "mdslr") & (clean.keep == 0.3)].subset_size == 400).all()  # MDSLR: int(1347 / 10 * 0.3) per class
     size = teachers.groupby("arch").n_params.first()
     assert size["resnet8"] < size["resnet14"] < size["resnet32"]
     assert set(students.teacher_params.dropna()) == set(size)
@@ -171,12 +174,20 @@ def test_smoke_preset_end_to_end(smoke_run):
     # stack_seeds auto on a CPU: each job trained its cell's 3 seeds one after the other, a chained
     # grid point's too (each seed with its own teacher)
     modes = students.groupby(["stack_mode", "stack_size"]).size().to_dict()
-    assert modes == {("sequential", 3): 129} and set(teachers.stack_mode) == {"single"}
+    assert modes == {("sequential", 3): 189} and set(teachers.stack_mode) == {"single"}
     chained = students[students.run_dir.str.contains("-chain")]
     assert len(chained) == 21 and (chained.teacher_seed == chained.seed).all()
     compute = pd.read_csv(workflow_dir / "paper_figures/smoke/compute.csv")
     total = compute[compute.role == "all"].iloc[0]
-    assert total.runs == 13 + 10 + 24 + 129 and total.wall_hours > 0 and total.gpu_hours == 0
+    assert total.runs == 13 + 10 + 26 + 189 and total.wall_hours > 0 and total.gpu_hours == 0
+    # P2: InfoBatch trains on fewer sample-steps than the full-data run it starts from; a reshaped
+    # run names the k_y file it read; every KD run records the teacher-student gap on its kept images
+    p2 = students[students.teacher == "resnet14"]
+    full = p2[p2.selection == "full"].sample_steps.mean()
+    assert (p2[p2.selection == "infobatch"].sample_steps < full).all() and (p2.subset_size * p2.epochs == p2.sample_steps)[
+        p2.selection != "infobatch"
+    ].all()
+    assert set(p2.reshape) == {0.0, 1.0} and kd.ts_gap.notna().all() and kd.agreement_kept.between(0, 1).all()
     assert set(compute.role) == {"teacher", "teacher views", "score", "student", "all"}
 
     table = pd.read_csv(workflow_dir / "paper_figures/smoke/P1/P1-C1.csv")
@@ -190,6 +201,7 @@ def test_smoke_preset_end_to_end(smoke_run):
         & (c1.alpha == 0.9)
         & (c1.teacher_keep == 1.0)
         & (c1.teacher_seed == 0)
+        & ~c1.run_dir.str.contains("-chain")  # the capacity ladder's chained seed 0 is the same run trained again
     ]
     row = table[(table.selection == "random") & (table.keep == 0.2)].iloc[0]
     assert len(kd) == 3 and row.treatment_mean == pytest.approx(kd.final_acc.mean())
@@ -200,8 +212,15 @@ def test_smoke_preset_end_to_end(smoke_run):
     png = (workflow_dir / "paper_figures/smoke/P1/P1-C1.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
+    for claim in ("P2-C1", "P2-C1h", "P2-C2", "P2-C3", "P2-C4a", "P2-C4b", "P2-C5"):
+        assert (workflow_dir / f"paper_figures/smoke/P2/{claim}.png").stat().st_size > 20_000
+        assert len(pd.read_csv(workflow_dir / f"paper_figures/smoke/P2/{claim}.csv")) >= 1
+
     ledger = json.loads((workflow_dir / "paper_figures/smoke/claims.json").read_text())
-    assert [v["claim"] for v in ledger] == ["P1-C1", "P1-C2", "P1-C3", "P1-C4", "P1-C5", "P1-C5n", "P1-C6", "P1-C7"]
+    p2_claims = ["P2-C1", "P2-C1h", "P2-C2", "P2-C3", "P2-C4a", "P2-C4b", "P2-C5"]
+    assert [v["claim"] for v in ledger] == ["P1-C1", "P1-C2", "P1-C3", "P1-C4", "P1-C5", "P1-C5n", "P1-C6", "P1-C7", *p2_claims]
+    (c1,) = [v for v in ledger if v["claim"] == "P2-C1"]  # the published number, whose setting smoke does not train
+    assert c1["reported"][0]["value"] == 58.04 and c1["reported"][0]["status"] == "not in this preset's grid"
     assert all(v["verdict"] in {"supported", "not supported", "inconclusive"} and v["evidence"] is False for v in ledger)
     assert [v["claim"] for v in ledger if v["extension"]] == ["P1-C5n", "P1-C7"]
     md = (workflow_dir / "paper_figures/smoke/claims.md").read_text()
