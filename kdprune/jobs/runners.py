@@ -18,6 +18,7 @@ from kdprune.data.images import load_dataset
 from kdprune.files import save_npz, save_torch, write_json
 from kdprune.losses import make_loss
 from kdprune.models import create_model
+from kdprune.models.checkpoints import load_checkpoint
 from kdprune.models.resnet_cifar import CifarResNet
 from kdprune.plan.grid import FULL
 from kdprune.plan.kinds import settings_hash
@@ -26,14 +27,32 @@ from kdprune.pruning import SCORES, score_and_extras
 from kdprune.pruning.selection import select_indices
 from kdprune.train.accel import resolve_accel
 from kdprune.train.agreement import kept_subset_agreement
-from kdprune.train.loop import Recipe, fit, fit_stack, pick_device, seed_everything
+from kdprune.train.loop import Recipe, accuracy, fit, fit_stack, pick_device, seed_everything
 from kdprune.train.views import compute_view_logits, load_view_logits, save_view_logits
 
 # -- the runners of the job kinds: runner(spec, inputs, outputs, cfg, log), paths as strings -----------
 
 
 def run_teacher(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
-    run_training(spec, Path(outputs["model"]).parent, log=log)
+    if spec.get("checkpoint"):  # `teacher_checkpoints`: an existing teacher, imported instead of trained
+        import_teacher(spec, Path(outputs["model"]).parent, log)
+    else:
+        run_training(spec, Path(outputs["model"]).parent, log=log)
+
+
+def import_teacher(spec: dict, out_dir: Path, log: Callable[[str], None] = print) -> dict:
+    """A teacher from a checkpoint (RepDistiller's layout or the suite's own model.pt,
+    kdprune.models.checkpoints): loaded into the spec's architecture, its test accuracy measured
+    here, written as the suite's model.pt with the file's sha256 in its metrics."""
+    t0 = time.perf_counter()
+    device = pick_device(spec["device"])
+    data = load_data(spec)
+    model, info = load_checkpoint(spec["checkpoint"], spec["arch"], data.num_classes, data.channels)
+    acc = accuracy(model.to(device), data, device)
+    log(f"[teacher {spec['arch']} s{spec['seed']}] imported from {spec['checkpoint']} ({info['layout']} layout): test acc {100 * acc:.2f}%")
+    result = {"final_acc": acc, "best_acc": acc, "best_epoch": 0, "epochs": 0, "history": [], "n_params": sum(p.numel() for p in model.parameters())}
+    extra = {"checkpoint_sha256": info["sha256"], "checkpoint_layout": info["layout"], "stack": {"mode": "single", "size": 1}}
+    return _save_run(spec, out_dir, model, result, data, np.arange(len(data.y_train)), time.perf_counter() - t0, device, extra, "teacher", log)
 
 
 def run_views(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:

@@ -384,6 +384,16 @@ def check_names(cfg: dict) -> None:
         if "cutoff_score" in settings:
             check(f"scores.{method}.cutoff_score", settings["cutoff_score"], one_of(cfg["scores"], "pruning method (none under scores:)"))
     check("selection.ccs_cutoff", [row["keep"] for row in cfg["selection"]["ccs_cutoff"]], increasing("keep fractions"))
+
+    def existing_file(value):
+        if not Path(value).is_file():
+            raise ValueError("no such file; allowed: the path of a checkpoint file")
+
+    for dataset, by_arch in cfg["teacher_checkpoints"].items():
+        for arch, files in by_arch.items():
+            check(f"teacher_checkpoints.{dataset}.{arch}", arch, registered(MODELS))
+            for i, file in enumerate([files] if isinstance(files, str) else files):
+                check(f"teacher_checkpoints.{dataset}.{arch}" + ("" if isinstance(files, str) else f"[{i}]"), file, existing_file)
     axes = {
         "dataset": check_spec,
         "student": registered(MODELS),

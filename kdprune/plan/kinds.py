@@ -52,6 +52,14 @@ def recipe_for(cfg: dict, name: str, arch: str) -> dict:
     return recipe
 
 
+def teacher_checkpoint(cfg: dict, job: TeacherJob) -> str | None:
+    """`teacher_checkpoints.<dataset>.<arch>`: a file (teacher seed 0) or a list (one per teacher
+    seed) of an existing full-data teacher to import instead of training it."""
+    given = cfg["teacher_checkpoints"].get(job.dataset, {}).get(job.arch)
+    files = [given] if isinstance(given, str) else list(given or [])
+    return files[job.seed] if job.keep >= 1.0 and job.seed < len(files) else None
+
+
 def teacher_spec(cfg: dict, job: TeacherJob) -> dict:
     subset = (
         {"keep": 1.0, "selection_method": FULL}
@@ -59,7 +67,9 @@ def teacher_spec(cfg: dict, job: TeacherJob) -> dict:
         else {"keep": job.keep, "selection_method": "random", "selection_rule": None, "selection": cfg["selection"]}
     )
     axes = {"role": "teacher", "dataset": dataset_slug(job.dataset), "arch": job.arch, "recipe": job.recipe, "seed": job.seed, "keep": job.keep}
+    checkpoint = teacher_checkpoint(cfg, job)
     return {
+        **({"checkpoint": checkpoint} if checkpoint else {}),  # only then: other teachers' specs stay as they were
         **_common(cfg, job.dataset),
         "role": "teacher",
         "arch": job.arch,

@@ -279,3 +279,28 @@ def test_kd_with_reshape_reads_k_y_from_the_teacher_ce_file(tmp_path, teacher_fi
     compute_score(score_spec("random"), tmp_path / "random.npz", quiet)
     with pytest.raises(ValueError, match="has no class_logit_std"):
         run_seeds([reshaped], [tmp_path / "wrong"], teacher_file, log=quiet, class_scale_path=tmp_path / "random.npz")
+
+
+def test_a_teacher_checkpoint_is_imported_with_its_checksum_and_test_accuracy(tmp_path):
+    """`teacher_checkpoints`: RepDistiller's layout (state dict under `model`) loaded into the
+    spec's architecture, evaluated here, written as the suite's model.pt; its sha256 recorded."""
+    import hashlib
+
+    from kdprune.jobs.runners import import_teacher
+    from kdprune.train.loop import accuracy
+
+    torch.manual_seed(0)
+    model = create_model("resnet8", 10, 1).eval()
+    ckpt = tmp_path / "resnet8_vanilla" / "ckpt_epoch_240.pth"
+    ckpt.parent.mkdir()
+    torch.save({"epoch": 240, "model": model.state_dict(), "accuracy": 0.0}, ckpt)
+    teacher = {**spec(0), "role": "teacher", "selection_method": "full", "keep": 1.0, "checkpoint": str(ckpt)}
+    metrics = import_teacher(teacher, tmp_path / "t", log=quiet)
+    digits = load_dataset("digits")
+    assert metrics["checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert metrics["final_acc"] == pytest.approx(accuracy(model, digits, torch.device("cpu"))) and metrics["epochs"] == 0
+    imported = load_teacher(tmp_path / "t" / "model.pt")
+    x = digits.normalizer(torch.device("cpu"))(digits.x_test[:8])
+    assert torch.equal(imported(x), model(x))
+    with pytest.raises(ValueError, match="cannot load wrn_16_1 from"):
+        import_teacher({**teacher, "arch": "wrn_16_1"}, tmp_path / "u", log=quiet)

@@ -187,6 +187,20 @@ def test_the_runs_table_fills_in_a_parameter_runs_do_not_carry():
     assert with_omitted_parameters(runs)["reshape"].tolist()[:2] == [1.0, 0.0] and pd.isna(runs["reshape"].iloc[2])
 
 
+def test_a_teacher_checkpoint_goes_into_that_teachers_spec_only(tmp_path):
+    cfg = load(ROOT / "config.yaml")
+    exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet14", "resnet20"], "selection": ["random"], "keep": [0.5]}
+    exp |= {"seed": [0, 1], "loss": {"kd": {}}, "replicate": "chain"}
+    before = Plan(normalise({**copy.deepcopy(cfg), "experiments": {"e": exp}, "claims": {}}))
+    cfg["teacher_checkpoints"] = {"digits": {"resnet14": [str(tmp_path / "r14.pth")]}}
+    plan = Plan(normalise({**cfg, "experiments": {"e": exp}, "claims": {}}))
+    with_file = {key for key in plan.jobs("teacher") if "checkpoint" in plan.spec("teacher", key)}
+    assert with_file == {"digits/teachers/resnet14-teacher-s0"}  # its seed 1 and the resnet20s are trained
+    assert all(plan.settings("teacher", k) == before.settings("teacher", k) for k in plan.jobs("teacher") if k not in with_file)
+    with pytest.raises(ConfigError, match=r"teacher_checkpoints.digits.resnet14\[0\] = '.*r14.pth' is not allowed: no such file"):
+        check_names(normalise({**{k: v for k, v in cfg.items() if k != "replicates"}, "experiments": {"e": exp}, "claims": {}}))
+
+
 def test_auto_replicate_is_per_student_when_no_claim_tests_a_teacher_property():
     cfg = load(ROOT / "config.yaml")
     assert cfg["experiments"]["p1_kd_vs_ce"]["replicate"] == "student" and cfg["experiments"]["p1_capacity"]["replicate"] == "chain"
