@@ -104,6 +104,49 @@ def test_dry_run_of_each_claim_table(workflow_dir, claim):
     assert counts["claim"] == 1 and {k: counts.get(k) for k in tables} == tables and "ledger" not in counts
 
 
+# P2 on smoke, counted by hand: the resnet14 -> resnet8 pair, 3 seeds per job, one teacher (resnet14
+# seed 0: the capacity ladder's), teacher_ce and herding once for that teacher (score_seed: teacher),
+# EL2N and random once per seed. A reshaped run also reads teacher_ce (its k_y): the same file.
+P2_CLAIM_JOBS = {  # claim: (student jobs, teachers, score jobs)
+    "P2-C1": (12, 1, 8),  # 6 selections x keep 0.3, 0.5; scores random x3, el2n x3, herding, teacher_ce
+    "P2-C1h": (12, 1, 8),  # the same experiment
+    "P2-C5": (12, 1, 8),
+    "P2-C2": (2, 1, 1),  # mdslr at 0.3, reshape off and on
+    "P2-C3": (4, 1, 1),  # mdslr at 0.7 and InfoBatch (whole data, no score), reshape off and on
+    "P2-C4a": (6, 1, 1),  # mdslr at 0.5, 0.7 and the full data, reshape off and on (full data reshaped reads k_y)
+    "P2-C4b": (6, 1, 1),
+}
+
+
+@pytest.mark.parametrize("claim", P2_CLAIM_JOBS)
+def test_dry_run_of_each_p2_claim_table(workflow_dir, claim):
+    out = snakemake(workflow_dir, "-n", f"paper_figures/smoke/P2/{claim}.md")
+    assert out.returncode == 0, out.stderr
+    counts = job_counts(out.stdout + out.stderr)
+    students = sum(n for rule, n in counts.items() if rule.startswith("student"))
+    assert (students, counts["teacher"], counts.get("score", 0)) == P2_CLAIM_JOBS[claim]
+
+
+def test_dry_run_of_p2_in_the_paper_preset(workflow_dir):
+    """CIFAR-100 and ImageNet are not on this machine: the paper grid of P2 by dry run, counted by
+    hand. CIFAR-100 pairs ResNet50 -> MobileNetV2, resnet32x4 -> resnet8x4, wrn_40_2 -> wrn_16_2,
+    vgg13 -> vgg8: selection 4 pairs x 8 methods x 4 keeps = 128 jobs; reshaping + 16 (reshaped
+    medium at 4 keeps x 4 pairs); InfoBatch + 2 (MobileNetV2, reshape off and on). ImageNet (P2-C4)
+    ResNet-34 -> ResNet-18, ResNet-50 -> MobileNet: 2 pairs x (0.5, 0.7, full) x reshape = 12."""
+    config = "preset=paper"
+    counts = {}
+    for claim in ("P2-C1", "P2-C2", "P2-C3", "P2-C4a"):
+        out = snakemake(workflow_dir, "-n", f"paper_figures/paper/P2/{claim}.md", "--config", config)
+        assert out.returncode == 0, out.stderr
+        c = job_counts(out.stdout + out.stderr)
+        counts[claim] = (sum(n for rule, n in c.items() if rule.startswith("student")), c["teacher"])
+    # P2-C1: 4 CIFAR-100 teachers; P2-C2: the 4 pairs' reshaped and plain medium runs (16 + 16);
+    # P2-C3: mdslr at 0.7 and InfoBatch, reshape off and on; P2-C4a: the ImageNet pairs
+    assert counts == {"P2-C1": (128, 4), "P2-C2": (32, 4), "P2-C3": (4, 1), "P2-C4a": (12, 2)}
+    whole = job_counts(snakemake(workflow_dir, "-n", "all_figures", "--config", config, "papers=[P2]").stdout)
+    assert sum(n for rule, n in whole.items() if rule.startswith("student")) == 128 + 16 + 2 + 12
+
+
 @pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 189), ("auto", 63)])
 def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs):
     out = snakemake(workflow_dir, "-n", "-p", "all_figures", "--config", f"stack_seeds={stack_seeds}")
