@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from kdprune.models.init import repdistiller_init
+
 # Output widths of the five blocks, one list per block (RepDistiller's cfg "S", "A", "B", "D", "E").
 CONFIGS: dict[int, list[list[int]]] = {
     8: [[64], [128], [256], [512], [512]],
@@ -42,16 +44,7 @@ class VGG(nn.Module):
         self.pool0, self.pool1, self.pool2, self.pool3 = (nn.MaxPool2d(2, 2) for _ in range(4))
         self.pool4 = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(cfg[-1][-1], num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        repdistiller_init(self, conv_bias=True, linear="normal")
 
     @property
     def fc(self) -> nn.Linear:
