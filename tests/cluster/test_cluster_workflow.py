@@ -36,9 +36,13 @@ def test_smoke_grid_through_the_slurm_profile_equals_the_local_run(slurm_cluster
     pd.testing.assert_frame_equal(comparable(remote), comparable(pd.read_csv(local_dir / "results/smoke/runs.csv")))
 
     def verdicts(d):
-        return [(v["claim"], v["verdict"], v["mean_diff"]) for v in json.loads((d / "paper_figures/smoke/claims.json").read_text())]
+        # a claim on measured time (P2-C4a/b: train_seconds) may tip either way between identical runs;
+        # its effect on accuracy may not
+        ledger = json.loads((d / "paper_figures/smoke/claims.json").read_text())
+        timed = {v["claim"] for v in ledger if v["test"].get("cost", {}).get("metric") in TIMING_COLUMNS}
+        return [(v["claim"], None if v["claim"] in timed else v["verdict"], v["mean_diff"]) for v in ledger], timed
 
-    assert verdicts(workdir) == verdicts(local_dir)
+    assert verdicts(workdir) == verdicts(local_dir) and verdicts(local_dir)[1] == {"P2-C4a", "P2-C4b"}
 
 
 @pytest.mark.timeout(1200)
