@@ -24,10 +24,11 @@ DeepCore's unbalanced herding over the whole set at once.
 
 Deviations from DeepCore:
 
-- Nearest, not farthest: DeepCore's `herding` takes `torch.argmax` of the Euclidean distance
-  between (i + 1) mu - S and the candidates, i.e. it picks the sample that moves the running mean
-  furthest from mu. Herding as Welling and Chen et al. define it (keep the running mean close to
-  the target mean) picks the nearest; we do that.
+- Nearest, not farthest, by default: DeepCore's `herding` takes `torch.argmax` of the Euclidean
+  distance between (i + 1) mu - S and the candidates, i.e. it picks the sample that moves the
+  running mean furthest from mu. Herding as Welling and Chen et al. define it (keep the running
+  mean close to the target mean) picks the nearest. The sources disagree, so it is an option:
+  `scores.herding.pick: nearest` (absent: nearest) or `farthest` (DeepCore's code as written).
 - The model is the KD teacher (the paper under test scores with it) instead of a network trained
   for the selection, when the config names a teacher.
 - Distances in float64 (DeepCore: float32 with a 1e-12 floor before the square root, which only
@@ -46,9 +47,15 @@ from kdprune.pruning.runs import as_device, score_runs
 from kdprune.train.accel import Accel
 from kdprune.train.loop import Recipe
 
+PICKS = ("nearest", "farthest")  # `scores.herding.pick`: Welling's herding, or DeepCore's argmax
 
-def herding_order(features, device=None) -> np.ndarray:
-    """Row indices of `features` [n, d] in greedy herding order (see the module docstring)."""
+
+def herding_order(features, device=None, pick: str = "nearest") -> np.ndarray:
+    """Row indices of `features` [n, d] in greedy herding order (see the module docstring); `pick`
+    "farthest" takes DeepCore's argmax of the distance instead of the minimum."""
+    if pick not in PICKS:
+        raise ValueError(f"herding pick = {pick!r} is not allowed: {' or '.join(PICKS)}")
+    farthest = pick == "farthest"
     device = as_device(device)
     x = torch.as_tensor(np.asarray(features), dtype=torch.float64, device=device)
     n = len(x)
@@ -60,21 +67,24 @@ def herding_order(features, device=None) -> np.ndarray:
     for i in range(n):
         target = (i + 1) * mu - picked_sum
         # ||target - x||^2 up to the constant ||target||^2; picked rows are out of the race.
-        distance = torch.where(free, norms - 2.0 * (x @ target), torch.inf)
-        p = int(torch.argmin(distance))  # the first minimum: ties go to the lowest index
+        distance = norms - 2.0 * (x @ target)
+        if farthest:
+            p = int(torch.argmax(torch.where(free, distance, -torch.inf)))  # ties: the lowest index
+        else:
+            p = int(torch.argmin(torch.where(free, distance, torch.inf)))  # ties: the lowest index
         order[i] = p
         free[p] = False
         picked_sum += x[p]
     return order
 
 
-def herding_scores_of(features: np.ndarray, labels: np.ndarray, device=None) -> np.ndarray:
+def herding_scores_of(features: np.ndarray, labels: np.ndarray, device=None, pick: str = "nearest") -> np.ndarray:
     """Per class, 1 - p / n_c for the sample picked p-th (from 0) by herding over the class."""
     labels = np.asarray(labels)
     scores = np.empty(len(labels), dtype=np.float64)
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        order = herding_order(features[members], device)
+        order = herding_order(features[members], device, pick)
         scores[members[order]] = 1.0 - np.arange(len(members)) / len(members)
     return scores
 
@@ -91,7 +101,7 @@ def herding_scores(data, settings: dict, seed: int, device, log, accel: Accel = 
             raise ValueError("herding orders the samples of one network's embeddings: runs must be 1")
         models = [model for model, _ in score_runs(data, settings, seed, device, log, "herding", accel)]
     features, labels = penultimate_features(models[0], data, device, batch_size)
-    scores = herding_scores_of(features, labels, device)
+    scores = herding_scores_of(features, labels, device, settings.get("pick", "nearest"))
     source = "the teacher's" if teacher is not None else f"a trained {settings.get('arch')}'s"
     log(f"[score herding] {len(scores)} samples in herding order of {source} {features.shape[1]}-d features")
     return scores

@@ -23,7 +23,13 @@ CPU = torch.device("cpu")
 def test_greedy_order_in_one_dimension_by_hand():
     # mean 3.2. Targets (i + 1) * mean - picked sum: 3.2 -> 3; 3.4 -> 2; 4.6 -> 1; 6.8 -> 10; then 0.
     order = herding_order(np.array([[0.0], [1.0], [2.0], [3.0], [10.0]]))
-    assert order.tolist() == [3, 2, 1, 4, 0]  # DeepCore's argmax would start with 10, the farthest
+    assert order.tolist() == [3, 2, 1, 4, 0]
+    # DeepCore's argmax (`pick: farthest`), targets (i + 1) * 3.2 - picked sum: 3.2 -> 10 (6.8 away);
+    # -3.6 -> 3 (6.6 away); -3.4 -> 2 (5.4); -2.2 -> 1 (3.2); then 0
+    farthest = herding_order(np.array([[0.0], [1.0], [2.0], [3.0], [10.0]]), pick="farthest")
+    assert farthest.tolist() == [4, 3, 2, 1, 0]
+    with pytest.raises(ValueError, match="herding pick = 'middle' is not allowed"):
+        herding_order(np.zeros((2, 1)), pick="middle")
 
 
 def test_greedy_order_in_two_dimensions_by_hand_and_ties_go_to_the_lower_index():
