@@ -7,6 +7,19 @@ import pytest
 from workflow_helpers import CIFAR_SUBSET, REPO, copy_workflow, snakemake
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tensors of the unit tests are small: they gain nothing from intra-op threads, and on a busy
+    machine the threads mostly wait for each other (several times the run time). A module that
+    says `pytestmark = pytest.mark.usefixtures("one_thread")` runs on one, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

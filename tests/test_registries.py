@@ -71,14 +71,7 @@ def quiet(msg: str) -> None:
     pass
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tensors this small gain nothing from intra-op threads, and on a busy machine the threads
-    mostly wait for each other (several times the run time): one thread here, restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # -- the registries themselves -----------------------------------------------------------------------
