@@ -9,6 +9,7 @@ runs the job's `snakemake --mode remote` command; see docs/cluster.md.
 # the dataclass field types, which must be real types, not strings.
 import asyncio
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -30,6 +31,7 @@ from submitit.core.utils import pickle_load
 from . import status
 from .command import ShellCommand
 from .resources import SLURM_ONLY, local_parameters, slurm_parameters
+from .signals import route_to_interrupt
 
 
 @dataclass
@@ -109,10 +111,12 @@ class Executor(RemoteExecutor):
         # Submitted and not yet finished. RemoteExecutor empties active_jobs while a polling
         # round runs, so cancelling from that list alone could miss the jobs being polled.
         self.unfinished: dict[str, SubmittedJobInfo] = {}
+        self.stop_signals_routed = False
         self.logger.info(f"submitit ({self.settings.cluster}): job files and logs in {self.folder}")
 
     # --- submission -------------------------------------------------------------------
     def run_job(self, job: JobExecutorInterface) -> None:
+        self._route_stop_signals()
         name = self.get_jobname(job).removesuffix(".sh")
         executor = self._submitit_executor(job, name)
         try:
@@ -125,6 +129,16 @@ class Executor(RemoteExecutor):
         self.n_submitted += 1
         self.logger.info(f"Job {job.jobid} submitted as {self.settings.cluster} job {submitted.job_id} (log: {submitted.paths.stderr})")
         self.report_job_submission(info)
+
+    def _route_stop_signals(self) -> None:
+        # At the first submission, not in __post_init__: Snakemake's scheduler sets its own
+        # SIGTERM handler (wait for every job) after it created the executor.
+        if self.stop_signals_routed:
+            return
+        self.stop_signals_routed = True
+        routed = route_to_interrupt(signal.SIGTERM, signal.SIGHUP)
+        names = ", ".join(s.name for s in routed) or "none"
+        self.logger.debug(f"submitit: signals that cancel every job like Ctrl-C: SIGINT, {names}")
 
     def _submitit_executor(self, job: JobExecutorInterface, name: str) -> PicklingExecutor:
         # A new executor per job: submitit's parameters accumulate across update_parameters

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from submitit.core.job_environment import JobEnvironment
 from submitit.core.utils import DelayedSubmission
 
+from .signals import handlers
+
 
 class CommandFailed(RuntimeError):
     """The job's command exited non-zero (its own output is in the job's log)."""
@@ -37,12 +39,17 @@ class ShellCommand:
         # requeue), and then stop the command below with SIGTERM. A new session lets us stop
         # the whole tree (bash, snakemake, the rule's processes) as one process group.
         guarded = f"trap '' {JobEnvironment.USR_SIG}; {self.command}"
-        proc = subprocess.Popen(["/bin/bash", "-c", guarded], start_new_session=True)
-        try:
-            returncode = proc.wait()
-        except BaseException:  # SystemExit from submitit's requeue, KeyboardInterrupt on cancel
-            _stop_group(proc, self.grace_s)
-            raise
+        # scancel's SIGTERM stops the tree as Ctrl-C does: submitit only logs SIGTERM, and the
+        # new session below is out of reach of a site whose proctrack signals process groups.
+        with handlers(signal.SIGTERM):
+            proc = subprocess.Popen(["/bin/bash", "-c", guarded], start_new_session=True)
+            try:
+                returncode = proc.wait()
+            except BaseException:  # SystemExit from submitit's requeue, KeyboardInterrupt on cancel
+                # a repeated SIGINT/SIGTERM must not cut the stop short and orphan the tree
+                with handlers(signal.SIGINT, signal.SIGTERM, handler=signal.SIG_IGN):
+                    _stop_group(proc, self.grace_s)
+                raise
         if returncode != 0:
             raise CommandFailed(f"the Snakemake job command exited with status {returncode}")
 

@@ -38,6 +38,18 @@ def submitted_ids(output: str) -> list[str]:
     return [m.group(1) for m in SUBMITTED.finditer(output)]
 
 
+def child_signals(ignored: tuple[signal.Signals, ...] = ()) -> Callable[[], None]:
+    """A preexec_fn: the child starts with SIGINT, SIGTERM and SIGHUP at their defaults, except
+    `ignored`, whatever the test runner inherited (a background job of a script ignores SIGINT,
+    nohup ignores SIGHUP), so the interrupt tests hold from any parent."""
+
+    def reset() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN if sig in ignored else signal.SIG_DFL)
+
+    return reset
+
+
 def snakemake_command(*args: str) -> list[str]:
     # The interpreter running the tests: its environment has the plugin (editable install).
     return [sys.executable, "-m", "snakemake", "--nocolor", *args]
@@ -61,6 +73,7 @@ def run_snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None, 
         stderr=subprocess.STDOUT,
         text=True,
         timeout=timeout,
+        preexec_fn=child_signals(),
     )
     return Run(done.returncode, done.stdout, time.monotonic() - start)
 
@@ -68,10 +81,23 @@ def run_snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None, 
 class Background:
     """A Snakemake run in the background, its output in a file that tests can wait on."""
 
-    def __init__(self, workdir: Path, *args: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        ignored: tuple[signal.Signals, ...] = (),
+    ):
         self.log = workdir / "snakemake.out"
         with self.log.open("w") as out:
-            self.proc = subprocess.Popen(snakemake_command(*args), cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                snakemake_command(*args),
+                cwd=workdir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=child_signals(ignored),
+            )
 
     @property
     def output(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +19,8 @@ def background() -> Iterator[Callable[..., Background]]:
     (which cancels their jobs), so a failing test leaves nothing behind."""
     runs: list[Background] = []
 
-    def start(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Background:
-        runs.append(Background(workdir, *args, env=env))
+    def start(workdir: Path, *args: str, env: dict[str, str] | None = None, ignored: tuple[signal.Signals, ...] = ()) -> Background:
+        runs.append(Background(workdir, *args, env=env, ignored=ignored))
         return runs[-1]
 
     yield start

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cluster_helpers import Background, process_alive, run_snakemake, write_workflow
 
 LOCAL = (
@@ -85,24 +86,46 @@ def test_group_is_one_submission(tmp_path: Path) -> None:
     assert all((tmp_path / f"out/{i}.txt").exists() for i in range(3))
 
 
-def test_interrupt_stops_running_jobs(tmp_path: Path, background: Callable[..., Background]) -> None:
-    write_workflow(
-        tmp_path,
-        """
-        rule all:
-            input: expand("out/{i}.txt", i=range(2))
-        rule slow:
-            output: "out/{i}.txt"
-            shell: "echo $$ > pid.{wildcards.i}; sleep 120; touch {output}"
-        """,
-    )
-    run = background(tmp_path, *LOCAL)
+SLOW = """
+rule all:
+    input: expand("out/{i}.txt", i=range(2))
+rule slow:
+    output: "out/{i}.txt"
+    shell: "echo $$ > pid.{wildcards.i}; sleep 120; touch {output}"
+"""
+
+
+def start_slow_jobs(tmp_path: Path, background: Callable[..., Background], **kwargs: object) -> tuple[Background, list[Path]]:
+    run = background(write_workflow(tmp_path, SLOW), *LOCAL, **kwargs)
     pids = [tmp_path / f"pid.{i}" for i in range(2)]
     run.wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pids), 60, "jobs started")
-    run.proc.send_signal(signal.SIGINT)
-    assert run.finish(timeout=60).returncode != 0
+    return run, pids
+
+
+def assert_jobs_stopped(run: Background, pids: list[Path], tmp_path: Path) -> None:
+    finished = run.finish(timeout=30)  # not Snakemake's SIGTERM answer: wait 120 s for the jobs
+    assert finished.returncode != 0
+    assert "cancelled 2 job(s)" in finished.output
     deadline = time.monotonic() + 15
     while any(process_alive(int(p.read_text())) for p in pids):
         assert time.monotonic() < deadline, "a job's command survived the interrupt"
         time.sleep(0.1)
     assert not list(tmp_path.glob("out/*.txt"))
+    # a clean exit: the lock is released, so the same command can be run again at once
+    assert not list(tmp_path.glob(".snakemake/locks/*"))
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_every_stop_signal_cancels_running_jobs(tmp_path: Path, background: Callable[..., Background], stop: signal.Signals) -> None:
+    run, pids = start_slow_jobs(tmp_path, background)
+    run.proc.send_signal(stop)
+    assert_jobs_stopped(run, pids, tmp_path)
+
+
+def test_a_run_under_nohup_survives_a_hangup(tmp_path: Path, background: Callable[..., Background]) -> None:
+    run, pids = start_slow_jobs(tmp_path, background, ignored=(signal.SIGHUP,))
+    run.proc.send_signal(signal.SIGHUP)
+    time.sleep(3)
+    assert run.proc.poll() is None and all(process_alive(int(p.read_text())) for p in pids)
+    run.proc.send_signal(signal.SIGTERM)  # how a detached run is stopped
+    assert_jobs_stopped(run, pids, tmp_path)

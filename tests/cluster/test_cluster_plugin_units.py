@@ -3,6 +3,7 @@ submitted callable (no Snakemake run, no cluster)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-from cluster_helpers import process_alive
+from cluster_helpers import child_signals, process_alive
 from snakemake_interface_common.exceptions import WorkflowError
 
 from snakemake_executor_plugin_submitit import status
@@ -21,6 +22,7 @@ from snakemake_executor_plugin_submitit.resources import (
     parse_sbatch_flags,
     slurm_parameters,
 )
+from snakemake_executor_plugin_submitit.signals import handlers, route_to_interrupt
 
 
 def params(gpu_request: str = "gpus", threads: int = 2, **resources: object) -> dict[str, object]:
@@ -107,21 +109,50 @@ def test_checkpoint_resubmits_the_same_command() -> None:
     assert delayed.function == command and not delayed.args and not delayed.kwargs
 
 
-def test_interrupt_stops_the_whole_command_tree(tmp_path: Path) -> None:
-    """Cancelling a local job interrupts ShellCommand: the command's children must go too."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_stop_signals_stop_the_whole_command_tree(tmp_path: Path, stop: signal.Signals) -> None:
+    """Cancelling a job interrupts ShellCommand (a local job: SIGINT; scancel: SIGTERM): the
+    command's children must go too, the same way for both."""
     pid_file = tmp_path / "pid"
-    script = (
-        f"from snakemake_executor_plugin_submitit.command import CommandFailed, ShellCommand;ShellCommand('sleep 60 & echo $! > {pid_file}; wait')()"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", script])
+    script = f"from snakemake_executor_plugin_submitit.command import ShellCommand;ShellCommand('sleep 60 & echo $! > {pid_file}; wait')()"
+    proc = subprocess.Popen([sys.executable, "-c", script], preexec_fn=child_signals(), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while not (pid_file.exists() and pid_file.read_text().strip()):
         assert time.monotonic() < deadline, "the command did not start"
         time.sleep(0.05)
     sleeper = int(pid_file.read_text())
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=20)
+    proc.send_signal(stop)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in stderr  # the Ctrl-C path, whichever signal
     deadline = time.monotonic() + 10
     while process_alive(sleeper):
         assert time.monotonic() < deadline, "the command's child survived the interrupt"
         time.sleep(0.05)
+
+
+def test_stop_signals_raise_keyboard_interrupt_unless_ignored() -> None:
+    """`nohup` ignores SIGHUP: the run must then survive a hangup, and stop on SIGTERM."""
+    with handlers(signal.SIGHUP, handler=signal.SIG_IGN), handlers(signal.SIGTERM, handler=signal.SIG_DFL):
+        assert route_to_interrupt(signal.SIGTERM, signal.SIGHUP) == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing happens
+        with pytest.raises(KeyboardInterrupt, match="stopped by SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs at the next bytecode; this never completes
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the block
+
+
+def test_interrupt_tests_hold_when_the_runner_ignores_sigint() -> None:
+    """Started from a background job of a script (or nohup in some shells), pytest inherits an
+    ignored SIGINT; the interrupt tests reset their children's signals and still pass."""
+    test = f"{Path(__file__).name}::test_stop_signals_stop_the_whole_command_tree"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=child_signals(ignored=(signal.SIGINT,)),
+    )
+    assert done.returncode == 0 and "2 passed" in done.stdout, done.stdout + done.stderr

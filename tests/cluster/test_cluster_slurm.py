@@ -15,6 +15,7 @@ from cluster_helpers import (
     Background,
     Run,
     StatusCalls,
+    process_alive,
     run_snakemake,
     squeue_active,
     write_workflow,
@@ -131,31 +132,42 @@ def test_squeue_fallback_without_accounting(tmp_path: Path, broken_sacct: Status
     assert summary(run)["squeue"] == len(broken_sacct.calls("squeue")) >= 1
 
 
-def test_interrupt_leaves_no_job_in_the_queue(tmp_path: Path, background: Callable[..., Background]) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_every_stop_signal_leaves_no_job_in_the_queue(tmp_path: Path, background: Callable[..., Background], stop: signal.Signals) -> None:
+    """Ctrl-C, `kill <pid>` and a closed terminal: one scancel for running and pending jobs alike,
+    within seconds, and the running jobs' commands are gone (the test cluster is this machine)."""
     write_workflow(
         tmp_path,
         """
         rule all:
-            input: expand("out/{i}.txt", i=range(3))
+            input: expand("out/{i}.txt", i=range(4))
         rule slow:
             output: "out/{i}.txt"
-            shell: "sleep 120; touch {output}"
+            # jobs 2 and 3 are submitted held: PENDING for as long as nobody releases them
+            resources: slurm_extra=lambda wildcards: "--hold" if int(wildcards.i) >= 2 else ""
+            shell: "echo $$ > pid.{wildcards.i}; sleep 120; touch {output}"
         """,
     )
     run = background(tmp_path, *SLURM)
-    ids = run.wait_for_submissions(3)
+    ids = run.wait_for_submissions(4)
+    pids = [tmp_path / f"pid.{i}" for i in range(2)]
     run.wait_for(
-        lambda: len(squeue_active(ids)) == 3 and all(line.split()[1] == "RUNNING" for line in squeue_active(ids)),
+        lambda: (
+            sorted(line.split()[1] for line in squeue_active(ids)) == ["PENDING", "PENDING", "RUNNING", "RUNNING"]
+            and all(p.exists() and p.read_text().strip() for p in pids)
+        ),
         60,
-        "jobs running",
+        "2 jobs running, 2 pending",
     )
-    run.proc.send_signal(signal.SIGINT)
-    assert run.finish(timeout=60).returncode != 0
-    assert "cancelled 3 job(s)" in run.output  # with one scancel call
+    run.proc.send_signal(stop)
+    finished = run.finish(timeout=30)  # Snakemake's own SIGTERM answer waits for every job
+    assert finished.returncode != 0
+    assert "cancelled 4 job(s)" in finished.output  # with one scancel call
     deadline = time.monotonic() + 20  # KillWait=5 s: jobs may show COMPLETING briefly
-    while squeue_active(ids):
+    while squeue_active(ids) or any(process_alive(int(p.read_text())) for p in pids):
         assert time.monotonic() < deadline, squeue_active(ids)
         time.sleep(0.5)
+    assert not list(tmp_path.glob("out/*.txt"))
 
 
 def test_failure_is_reported_with_log_and_retried(tmp_path: Path) -> None:
