@@ -339,7 +339,9 @@ def _read_scores(path: Path | None) -> np.ndarray | None:
 
 
 def _subset(spec: dict, data, scores_path: Path | None, cutoff_path: Path | None, device: torch.device, log: Callable[[str], None]) -> np.ndarray:
-    if spec["selection_method"] == FULL or spec["keep"] >= 1.0:  # the whole data (a dynamic method prunes while it trains)
+    if (
+        spec["selection_method"] == FULL or spec["keep"] >= 1.0 or spec["recipe"].get("infobatch")
+    ):  # the whole data (a dynamic method prunes while it trains)
         return np.arange(len(data.y_train))
     scores = _read_scores(scores_path)
     if scores is None:  # a teacher on a random fraction: the random score, computed here

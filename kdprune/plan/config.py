@@ -371,6 +371,11 @@ def check_names(cfg: dict) -> None:
     for method, settings in cfg["scores"].items():
         if "dynamic" not in settings:  # a dynamic method has no score: it prunes inside training
             check(f"scores.{method}", settings.get("score", method), registered(SCORES))
+        elif "ratio" in settings["dynamic"] and "cost" in settings["dynamic"]:
+            ratio = settings["dynamic"]["ratio"]
+            raise ConfigError(
+                f"config: scores.{method}.dynamic.ratio = {ratio!r} is not allowed with cost: keep, which chooses each pruned epoch's ratio; give one of them"
+            )
         if "epoch" in settings:
             check(f"scores.{method}.epoch", settings["epoch"], trained_epochs(settings.get("score", method)))
         if "arch" in settings:

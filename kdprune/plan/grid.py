@@ -189,9 +189,10 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
         dataset = f"{dataset}+noise{noise:g}" if noise > 0 else dataset
         settings = cfg["scores"][method]
         # A dynamic method (InfoBatch) prunes inside training and sees the whole training set: one
-        # run at keep 1.0 whatever the keep list, with no score file, and not the `full` run.
+        # run at keep 1.0 whatever the keep list, with no score file, and not the `full` run; with
+        # `cost: keep` one run per keep, which is then its share of full-data sample-steps.
         dynamic = "dynamic" in settings
-        keep = 1.0 if dynamic else keep
+        keep = 1.0 if dynamic and "cost" not in settings["dynamic"] else keep
         full = keep >= 1.0 and not dynamic
         # A method whose settings name a rule always uses it (moderate coreset: medium band).
         rule = None if full or dynamic or method == "random" else settings.get("rule", rule)

@@ -96,7 +96,9 @@ def _student_recipe(cfg: dict, job: StudentJob) -> dict:
     recipe = recipe_for(cfg, job.recipe, job.arch)
     dynamic = cfg["scores"].get(job.selection_method, {}).get("dynamic")
     if dynamic:
-        recipe["infobatch"] = {k: v for k, v in dynamic.items() if k != "kind"}
+        recipe["infobatch"] = {k: v for k, v in dynamic.items() if k not in ("kind", "cost")}
+        if dynamic.get("cost") == "keep":  # the grid point's keep is its share of full-data sample-steps
+            recipe["infobatch"]["cost_share"] = job.keep
     return recipe
 
 

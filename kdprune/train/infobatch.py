@@ -35,6 +35,12 @@ Deviations from the reference:
 - "The data" is the run's subset (a keep fraction of a static selection, or the full set): scores,
   the mean and `epochs` are the run's (`epochs`: the loop's passes over the subset, so a `steps`
   budget prunes over its longer schedule).
+- `cost_share` (a named option, off by default; P2-C3's matched cost): the run's sample-steps as a share
+  of training every epoch on the whole subset. Each pruned epoch then keeps as many well-learned
+  samples as spend what is left of that share evenly over the pruned epochs left (annealing epochs
+  cost the whole subset each), at least the reference's 10% of them, and weights the kept ones by
+  count / kept (this epoch's own 1 / (1 - r)), instead of a fixed `ratio`. With too few
+  well-learned samples the run spends more than its share, and its recorded sample-steps say so.
 - Single process: the reference's distributed sampler and its gathering of scores across ranks
   have no counterpart.
 
@@ -47,6 +53,7 @@ after the other (`stack_seeds` falls back to sequential, with a log line).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -63,12 +70,17 @@ class InfoBatch:
 
     ratio: float = 0.5
     delta: float = 0.875
+    # None: the fixed `ratio` (the reference); a share of full-data sample-steps in (0, 1]: each
+    # pruned epoch's ratio is chosen to spend it
+    cost_share: float | None = None
 
     def __post_init__(self):
         if not 0.0 <= self.ratio <= MAX_RATIO:
             raise ValueError(f"infobatch.ratio must be in [0, {MAX_RATIO}], got {self.ratio}")
         if not 0.0 <= self.delta <= 1.0:
             raise ValueError(f"infobatch.delta must be in [0, 1], got {self.delta}")
+        if self.cost_share is not None and not 0.0 < self.cost_share <= 1.0:
+            raise ValueError(f"infobatch.cost_share must be in (0, 1], got {self.cost_share}")
 
     @property
     def keep_ratio(self) -> float:
@@ -93,24 +105,45 @@ class InfoBatchState:
         self.subset = torch.as_tensor(subset, dtype=torch.int64).cpu()
         self.scores = torch.full((n_data,), INITIAL_SCORE, device=device)
         self.weights = torch.ones(n_data, device=device)
+        self.spent = 0  # sample-steps of the epochs drawn so far (what a `cost_share` has left)
 
     def epoch_samples(self, epoch: int, gen: torch.Generator) -> torch.Tensor:
         """The samples epoch `epoch` trains on (unshuffled: kept high-loss samples, then the kept
         well-learned ones), drawn with `gen`; sets `weights` for the epoch."""
+        samples = self._draw(epoch, gen)
+        self.spent += len(samples)
+        return samples
+
+    def _draw(self, epoch: int, gen: torch.Generator) -> torch.Tensor:
         self.weights.fill_(1.0)
         if not self.settings.prunes(epoch, self.epochs):
             return self.subset
         scores = self.scores[self.subset.to(self.scores.device)].cpu()
         well_learned = scores < scores.mean()
         low, rest = self.subset[well_learned], self.subset[~well_learned]
-        n_keep = int(self.settings.keep_ratio * len(low))
+        if self.settings.cost_share is None:
+            n_keep, weight = int(self.settings.keep_ratio * len(low)), 1.0 / self.settings.keep_ratio
+        else:
+            n_keep = self._kept_within_share(epoch, len(rest), len(low))
+            weight = len(low) / max(n_keep, 1)
         kept_low = low[torch.randperm(len(low), generator=gen)[:n_keep]]
         if n_keep:
-            self.weights[kept_low.to(self.weights.device)] = 1.0 / self.settings.keep_ratio
+            self.weights[kept_low.to(self.weights.device)] = weight
         return torch.cat([rest, kept_low])
 
+    def _kept_within_share(self, epoch: int, n_rest: int, n_low: int) -> int:
+        """How many of `n_low` well-learned samples epoch `epoch` keeps so the pruned epochs left
+        share what is left of `cost_share` evenly; at least the reference's 10% of them, at most all."""
+        n, pruned = len(self.subset), self.settings.pruned_epochs(self.epochs)
+        annealing = (self.epochs - pruned) * n
+        left = self.settings.cost_share * self.epochs * n - self.spent - annealing
+        this_epoch = round(left / (pruned - epoch))  # pruned epochs are the first ones
+        least = math.ceil((1.0 - MAX_RATIO) * n_low)
+        return min(n_low, max(least, this_epoch - n_rest))
+
     def state_dict(self) -> dict:
-        return {"scores": self.scores.cpu()}
+        return {"scores": self.scores.cpu(), "spent": self.spent}
 
     def load_state_dict(self, state: dict) -> None:
         self.scores.copy_(state["scores"])
+        self.spent = int(state.get("spent", 0))  # checkpoints before `cost_share` existed: unused there

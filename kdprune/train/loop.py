@@ -41,7 +41,7 @@ class Recipe:
     # "epochs": every keep fraction trains `epochs` passes over its subset (fewer steps when
     # pruned); "steps": as many steps as `epochs` passes over the full training set.
     budget: str = "epochs"
-    # InfoBatch dynamic pruning ({ratio, delta}, kdprune.train.infobatch); None: every epoch trains on the whole subset.
+    # InfoBatch dynamic pruning ({ratio, delta, cost_share}, kdprune.train.infobatch); None: every epoch trains on the whole subset.
     infobatch: InfoBatch | None = None
 
     @classmethod
@@ -214,10 +214,9 @@ def fit_stack(
     source = batch_source(data, device, accel)
     runner = StepRunner(net, step_objective, optimizer, accel, device, teacher, teacher_views, infobatch)
     if infobatch is not None:
-        log(
-            f"[{labels[0]}] InfoBatch ratio {recipe.infobatch.ratio:g}, delta {recipe.infobatch.delta:g}: "
-            f"{recipe.infobatch.pruned_epochs(passes)} of {passes} epochs prune, the rest train on all {size}"
-        )
+        ib = recipe.infobatch
+        ratio = f"ratio {ib.ratio:g}" if ib.cost_share is None else f"ratio per epoch to spend {ib.cost_share:g} of full-data sample-steps"
+        log(f"[{labels[0]}] InfoBatch {ratio}, delta {ib.delta:g}: {ib.pruned_epochs(passes)} of {passes} epochs prune, the rest train on all {size}")
     epoch_seconds = sum(h["epoch_seconds"] for h in histories[0])
     for epoch in range(start_epoch, last_epoch):
         t0 = time.perf_counter()

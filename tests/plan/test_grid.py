@@ -162,6 +162,20 @@ def test_a_dynamic_method_is_one_run_on_the_whole_training_set_with_its_settings
     assert all("infobatch" not in specs[name]["recipe"] for name in ("full", "random"))
 
 
+def test_infobatch_at_a_cost_share_is_one_run_per_keep_on_the_whole_training_set():
+    """`cost: keep`: the grid point's keep is the run's share of full-data sample-steps (P2-C3)."""
+    cfg = load(ROOT / "config.yaml")
+    cfg["scores"]["ib"] = {"dynamic": {"kind": "infobatch", "delta": 0.875, "cost": "keep"}}
+    exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet14"], "selection": ["ib"], "keep": [0.5, 0.7], "seed": [0], "loss": {"kd": {}}}
+    plan = Plan(normalise({**cfg, "experiments": {"e": exp}, "claims": {}}))
+    assert sorted((s.selection, s.keep, s.score is None) for s in plan.grid.students) == [("ib", 0.5, True), ("ib", 0.7, True)]
+    specs = sorted((plan.spec("student", key)[0] for key in plan.jobs("student")), key=lambda spec: spec["keep"])
+    assert [spec["recipe"]["infobatch"] for spec in specs] == [{"delta": 0.875, "cost_share": 0.5}, {"delta": 0.875, "cost_share": 0.7}]
+    cfg["scores"]["ib"]["dynamic"]["ratio"] = 0.5
+    with pytest.raises(ConfigError, match=r"^config: scores.ib.dynamic.ratio = 0.5 is not allowed with cost: keep"):
+        check_names(normalise({**cfg, "experiments": {"e": exp}, "claims": {}}))
+
+
 def test_reshaped_kd_reads_its_teachers_k_y_and_the_runs_without_it_are_unchanged():
     """`loss: {kd: {reshape: [0, 1]}}`: the reshaped run's folder says R1 and it reads the teacher_ce
     file of its own teacher (one per teacher: score_seed teacher); the run with reshape off is the

@@ -39,7 +39,7 @@ def test_which_epochs_prune():
     assert ib.pruned_epochs(200) == 175 and ib.prunes(174, 200) and not ib.prunes(175, 200)  # the last 12.5% anneal
     assert [ib.prunes(e, 3) for e in range(3)] == [True, True, False]  # epoch + 1 <= 2.625
     assert InfoBatch(delta=0.0).pruned_epochs(10) == 0 and InfoBatch(delta=1.0).pruned_epochs(10) == 10
-    for bad in (dict(ratio=-0.1), dict(ratio=0.95), dict(delta=1.5)):
+    for bad in (dict(ratio=-0.1), dict(ratio=0.95), dict(delta=1.5), dict(cost_share=0.0), dict(cost_share=1.2)):
         with pytest.raises(ValueError, match="infobatch"):
             InfoBatch(**bad)
 
@@ -84,10 +84,71 @@ def test_recipe_field_round_trip_and_schema_defaults():
 
     recipe = Recipe.from_dict({"epochs": 3, "infobatch": {"ratio": 0.3}})
     assert recipe.infobatch == InfoBatch(ratio=0.3, delta=0.875)
-    assert dataclasses.asdict(recipe)["infobatch"] == {"ratio": 0.3, "delta": 0.875}
+    assert dataclasses.asdict(recipe)["infobatch"] == {"ratio": 0.3, "delta": 0.875, "cost_share": None}
     assert Recipe.from_dict({"epochs": 3, "infobatch": None}).infobatch is None
     props = schema()["$defs"]["recipe"]["properties"]["infobatch"]["oneOf"][1]["properties"]
-    assert {k: v["default"] for k, v in props.items()} == dataclasses.asdict(InfoBatch())
+    # cost_share has no default: absent is the reference's fixed ratio, and specs without it keep their hashes
+    assert {k: v["default"] for k, v in props.items() if "default" in v} == {"ratio": 0.5, "delta": 0.875}
+    assert set(props) == set(dataclasses.asdict(InfoBatch())) and InfoBatch().cost_share is None
+
+
+def _spend(state: InfoBatchState, low_share: float, seed: int = 0) -> list[int]:
+    """Every epoch's sample count when a `low_share` of the subset is below the mean loss."""
+    n, sizes = len(state.subset), []
+    n_low = round(low_share * n)
+    for epoch in range(state.epochs):
+        state.scores[state.subset] = torch.tensor([0.1] * n_low + [5.0] * (n - n_low))
+        sizes.append(len(state.epoch_samples(epoch, torch.Generator().manual_seed(seed + epoch))))
+    return sizes
+
+
+@pytest.mark.parametrize("share", [0.5, 0.7, 0.85])
+def test_a_cost_share_is_spent_to_the_sample(share):
+    """P2-C3's matched cost: a run given a share of full-data sample-steps spends that share (to
+    rounding), whatever the count of well-learned samples, while they are enough; the kept ones
+    weigh count / kept, this epoch's own 1 / (1 - r)."""
+    n, epochs = 400, 16  # delta 0.875: 14 epochs prune, 2 anneal
+    for low_share in (0.7, 0.9):
+        state = InfoBatchState(InfoBatch(delta=0.875, cost_share=share), torch.arange(n), n, epochs, CPU)
+        sizes = _spend(state, low_share)
+        assert sizes[-2:] == [n, n] and state.spent == sum(sizes)
+        assert abs(sum(sizes) - share * epochs * n) <= 1, (share, low_share, sizes)
+    # The weights of the last pruned epoch: kept well-learned samples weigh n_low / kept.
+    state = InfoBatchState(InfoBatch(cost_share=share), torch.arange(n), n, epochs, CPU)
+    _spend(state, 0.6)
+    state.scores[:] = torch.tensor([0.1] * 240 + [5.0] * 160)
+    kept = state.epoch_samples(epochs - 3, torch.Generator())  # the last pruned epoch
+    n_kept_low = len(kept) - 160
+    assert torch.allclose(state.weights[kept[160:]], torch.full((n_kept_low,), 240 / n_kept_low))
+    assert torch.equal(state.weights[kept[:160]], torch.ones(160))
+
+
+def test_too_few_well_learned_samples_overspend_and_say_so():
+    """With 20% below the mean, dropping the reference's maximum (90% of them) each pruned epoch
+    still spends more than a 0.5 share: the run spends the least it can, and its count shows it."""
+    n, epochs = 400, 16
+    state = InfoBatchState(InfoBatch(cost_share=0.5), torch.arange(n), n, epochs, CPU)
+    sizes = _spend(state, 0.2)
+    n_low = 80
+    assert sizes[:14] == [n - n_low + 8] * 14  # 10% of the well-learned kept, the rest dropped
+    assert sum(sizes) > 0.5 * epochs * n
+
+
+def test_a_cost_share_resumes_where_it_was():
+    n, epochs = 300, 8
+    whole = InfoBatchState(InfoBatch(cost_share=0.6), torch.arange(n), n, epochs, CPU)
+    sizes = _spend(whole, 0.7)
+    first = InfoBatchState(InfoBatch(cost_share=0.6), torch.arange(n), n, epochs, CPU)
+    for epoch in range(3):
+        first.scores[:] = torch.tensor([0.1] * 210 + [5.0] * 90)
+        first.epoch_samples(epoch, torch.Generator().manual_seed(epoch))
+    resumed = InfoBatchState(InfoBatch(cost_share=0.6), torch.arange(n), n, epochs, CPU)
+    resumed.load_state_dict(first.state_dict())
+    rest = []
+    for epoch in range(3, epochs):
+        resumed.scores[:] = torch.tensor([0.1] * 210 + [5.0] * 90)
+        rest.append(len(resumed.epoch_samples(epoch, torch.Generator().manual_seed(epoch))))
+    assert rest == sizes[3:] and resumed.spent == sum(sizes)
 
 
 # -- tiny runs --------------------------------------------------------------------------------------
@@ -170,7 +231,16 @@ def test_each_epoch_keeps_and_rescales_by_the_rule(digits, monkeypatch):
     scores = epochs_seen[-1]["state"].scores
     assert scores[list(last)].tolist() == pytest.approx(list(last.values()), rel=1e-6)
     assert result["sample_steps"] == sum(len(e["kept"]) for e in epochs_seen) < EPOCHS * len(SUBSET)
-    assert result["recipe"]["infobatch"] == {"ratio": 0.5, "delta": 0.875}
+    assert result["recipe"]["infobatch"] == {"ratio": 0.5, "delta": 0.875, "cost_share": None}
+
+
+def test_a_training_run_spends_its_cost_share(digits):
+    """The loop with `cost_share`: the run's recorded sample-steps are its share of full-data
+    training (to rounding per epoch), and its recipe records the share."""
+    epochs = 8  # 7 prune, 1 anneals; the first trains on all (no loss yet), the rest catch up
+    _, result, _, _, _ = run(digits, 0, infobatch=InfoBatch(cost_share=0.7), epochs=epochs)
+    assert abs(result["sample_steps"] - 0.7 * epochs * len(SUBSET)) <= epochs
+    assert result["recipe"]["infobatch"]["cost_share"] == 0.7
 
 
 def test_sample_steps_of_an_ordinary_run(digits):
