@@ -1,24 +1,28 @@
-"""Measure the submitit plugin on a running SLURM: latency from sbatch to a job running, and
-the polling load (sacct calls per round and per minute). Numbers go into docs/cluster.md.
+"""Measure the submitit plugin on a running SLURM: latency from sbatch to a job running, the
+polling load (sacct calls per round and per minute), and with --stop how a signal to Snakemake
+ends the run (seconds to exit, jobs left in squeue). Numbers go into docs/cluster.md.
 
     SLURM_CPUS=8 tests/cluster/test-cluster.sh all     # as root, once
     python tests/cluster/measure.py --jobs 8 --sleep 5 --interval 1
     python tests/cluster/measure.py --jobs 8 --sleep 60 --interval 30
+    python tests/cluster/measure.py --jobs 12 --sleep 300 --interval 5 --stop SIGTERM   # 8 run, 4 pend
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cluster_helpers import Run, run_snakemake, status_shims, write_workflow  # noqa: E402
+from cluster_helpers import Background, Run, run_snakemake, squeue_active, status_shims, write_workflow  # noqa: E402
 
 WORKFLOW = """
 rule all:
@@ -48,12 +52,49 @@ def latencies(workdir: Path, run: Run) -> tuple[list[float], list[float]]:
     return to_submitit, to_rule
 
 
+def stop(workdir: Path, args: argparse.Namespace) -> None:
+    """Start the run, signal Snakemake once every job is submitted and one runs, and report how
+    the run ended: seconds to Snakemake's exit and to an empty queue, and the queue's states."""
+    run = Background(
+        workdir,
+        *("--executor", "submitit", "--jobs", str(args.jobs), "--latency-wait", "5"),
+        *("--seconds-between-status-checks", str(args.interval)),
+        *("--default-resources", f"runtime={int(args.sleep // 60) + 5}", "mem_mb=200"),
+    )
+    ids = run.wait_for_submissions(args.jobs, timeout=120)
+    run.wait_for(lambda: any(line.endswith("RUNNING") for line in squeue_active(ids)), 60, "a job running")
+    before = sorted(line.split()[1] for line in squeue_active(ids))
+    sent = time.monotonic()
+    run.proc.send_signal(getattr(signal, args.stop))
+    try:
+        code = run.proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        code = None
+    exited = time.monotonic() - sent
+    while squeue_active(ids) and time.monotonic() - sent < 120:
+        time.sleep(0.2)
+    left = squeue_active(ids)
+    run.stop()
+    counts = {state: before.count(state) for state in sorted(set(before))}
+    print(f"{args.stop} to Snakemake with {len(ids)} jobs in squeue {counts}:")
+    print(f"  Snakemake exited after {exited:.1f} s (status {code})" if code is not None else "  Snakemake still running after 120 s")
+    print(f"  squeue empty after {time.monotonic() - sent:.1f} s" if not left else f"  left in squeue after 120 s: {left}")
+    cancelled = re.search(r"cancelled (\d+) job\(s\)", run.output)
+    print(f"  the plugin's scancel: {cancelled.group(0) if cancelled else 'none'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--sleep", type=float, default=60, help="seconds each job runs")
     parser.add_argument("--interval", type=int, default=30, help="seconds between status rounds")
+    parser.add_argument("--stop", choices=["SIGINT", "SIGTERM", "SIGHUP"], help="signal Snakemake mid-run and report what is left")
     args = parser.parse_args()
+
+    if args.stop:
+        with tempfile.TemporaryDirectory(prefix="kdprune-measure-") as tmp:
+            stop(write_workflow(Path(tmp), WORKFLOW.format(jobs=args.jobs, sleep=args.sleep)), args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="kdprune-measure-") as tmp:
         workdir = write_workflow(Path(tmp), WORKFLOW.format(jobs=args.jobs, sleep=args.sleep))
