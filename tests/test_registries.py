@@ -488,7 +488,8 @@ def runs_tables(smoke_plan, tmp_path_factory):
     for key in smoke_plan.jobs("student"):
         outputs = smoke_plan.outputs("student", key)
         for spec in smoke_plan.spec("student", key):
-            specs[outputs[f"metrics_s{spec['seed']}"]] = spec
+            run_dir = outputs[f"run_s{spec['seed']}"]
+            specs[f"{run_dir}/metrics.json"] = spec
     rng = np.random.default_rng(0)
     tables = {}
     for experiment in smoke_plan.cfg["experiments"]:

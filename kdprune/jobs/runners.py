@@ -21,7 +21,7 @@ from kdprune.models import create_model
 from kdprune.models.checkpoints import load_checkpoint
 from kdprune.models.resnet_cifar import CifarResNet
 from kdprune.plan.grid import FULL
-from kdprune.plan.kinds import settings_hash
+from kdprune.plan.kinds import DONE, settings_hash
 from kdprune.provenance import code_revision, platform_info
 from kdprune.pruning import SCORES, score_and_extras
 from kdprune.pruning.selection import select_indices
@@ -68,7 +68,7 @@ def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log:
     """The seeds of one grid point (one spec each), in one process (config `stack_seeds`). The
     teacher input is one file, or one per seed when each seed has its own (chained replicates); so
     is the `class_scale` input (a teacher_ce score file: k_y for KD with `reshape`)."""
-    out_dirs = [Path(outputs[f"model_s{spec['seed']}"]).parent for spec in specs]
+    out_dirs = [Path(outputs[f"run_s{spec['seed']}"]) for spec in specs]
     paths = {key: Path(value) if isinstance(value, str) else [Path(p) for p in value] for key, value in inputs.items()}
     run_seeds(
         specs,
@@ -81,6 +81,8 @@ def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log:
         cutoff_paths=paths.get("cutoff_scores"),
         class_scale_path=paths.get("class_scale"),
     )
+    if not outputs[DONE].endswith("/metrics.json"):  # a seed group's record: every run is done
+        write_json(outputs[DONE], {"runs": [{"seed": spec["seed"], "run_dir": str(d)} for spec, d in zip(specs, out_dirs)]})
 
 
 # -- the work -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 from kdprune.plan.claims import claim_spec
 from kdprune.plan.config import load
 from kdprune.plan.grid import Grid
-from kdprune.plan.kinds import JOB_KINDS, settings_hash
+from kdprune.plan.kinds import DONE, JOB_KINDS, settings_hash, student_job_key
 from kdprune.registry import UnknownName
 
 PLAN_FILE = "plan.json"
@@ -89,6 +89,12 @@ class Plan:
 
     def experiment_metrics(self, experiment: str) -> list[str]:
         return [f"{self.results}/{job.dir}/metrics.json" for job in self.grid.experiments[experiment]]
+
+    def experiment_done(self, experiment: str) -> list[str]:
+        """What an experiment's first-round runs table waits for: the tracked file of every
+        student job that trains its runs (a seed group's record, or a run's metrics)."""
+        keys = dict.fromkeys(student_job_key(self.cfg, job) for job in self.grid.experiments[experiment])
+        return [self.outputs("student", key)[DONE] for key in keys]
 
     def claim_pool(self, claim_id: str) -> list[dict]:
         """Every run a claim's experiment may have, first round and later ones: its axes, seed,

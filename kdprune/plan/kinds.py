@@ -160,7 +160,23 @@ def _student_inputs(cfg: dict, group: list[StudentJob]) -> dict:
 
 
 def _student_outputs(cfg: dict, group: list[StudentJob]) -> dict:
-    return {f"{kind}_s{job.seed}": f"{job.dir}/{kind}.{ext}" for job in group for kind, ext in (("model", "pt"), ("metrics", "json"))}
+    """Each run's folder (`run_s<seed>`: its model.pt and metrics.json) and the one file Snakemake
+    tracks (`DONE`): a seed group's record, runs-s<seeds>.json beside its runs, written once all of
+    them are; a job of one run (`stack_seeds: off`, a seed an adaptive round adds) its metrics.json.
+    One tracked file per job, not two per run: a paper dry run is an eighth faster."""
+    runs = {f"run_s{job.seed}": job.dir for job in group}
+    if cfg["stack_seeds"] == "off" or group[0].seed in replicate_seeds(cfg):
+        return {DONE: f"{group[0].dir}/metrics.json", **runs}
+    seeds = "-".join(str(job.seed) for job in group)
+    return {DONE: f"{group[0].group_dir}/runs-s{seeds}.json", **runs}
+
+
+DONE = "done"  # the output of a job kind that Snakemake tracks, when it writes more than it declares
+
+
+def replicate_seeds(cfg: dict) -> set[int]:
+    """Seeds only adaptive-replicate rounds train (disjoint from every first round's, kdprune.plan.config)."""
+    return {seed for exp in cfg["experiments"].values() for seed in exp["replicate_seeds"]}
 
 
 JOB_KINDS: Registry = Registry("job kind")
@@ -204,6 +220,11 @@ def _student_jobs(cfg: dict, grid: Grid) -> dict[str, list[StudentJob]]:
     if cfg["stack_seeds"] == "off":
         return {s.dir: [s] for s in grid.students} | added
     return grid.seed_groups | added
+
+
+def student_job_key(cfg: dict, job: StudentJob) -> str:
+    """The key of the job that trains a first-round run (see _student_jobs)."""
+    return job.dir if cfg["stack_seeds"] == "off" else job.group_dir
 
 
 JOB_KINDS.register("student")(

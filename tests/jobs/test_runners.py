@@ -1,6 +1,7 @@
 """kdprune.jobs.runners.run_seeds: the seeds of one grid point (a seed group) in one process, one after the other or as one
 stacked network, each into its own run folder."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -108,10 +109,13 @@ def test_a_job_reads_one_teacher_file_for_all_its_seeds_as_the_workflow_gives_it
     from kdprune.jobs.runners import run_students
 
     seeds = [0, 1]
-    outputs = {f"model_s{s}": str(tmp_path / f"s{s}" / "model.pt") for s in seeds}
+    record = tmp_path / "runs-s0-1.json"
+    outputs = {"done": str(record), **{f"run_s{s}": str(tmp_path / f"s{s}") for s in seeds}}
     run_students([spec(s, "kd") for s in seeds], {"teacher": str(teacher_file)}, outputs, {"stack_seeds": "sequential"}, log=quiet)
     for s in seeds:
-        assert (tmp_path / f"s{s}" / "metrics.json").is_file()
+        assert (tmp_path / f"s{s}" / "metrics.json").is_file() and (tmp_path / f"s{s}" / "model.pt").is_file()
+    # the file Snakemake tracks, written once every run is: the group's record
+    assert json.loads(record.read_text()) == {"runs": [{"seed": s, "run_dir": str(tmp_path / f"s{s}")} for s in seeds]}
 
 
 def test_stacked_seeds_write_each_run(tmp_path, teacher_file):

@@ -94,18 +94,18 @@ def group_pattern(seeds):
     return (f"(?!(?:{'|'.join(others)})/)" if others else "") + r"[^/]+/students/.+"
 
 
-def student_outputs(seeds):
-    """Each run's model and metrics under the job's key: <group>/s<seed>/ (stack_seeds: off, no
-    seed list: the key is the run folder itself)."""
+def student_output(seeds):
+    """The file Snakemake tracks of a student job (kdprune.plan.kinds._student_outputs): a seed
+    group's record beside its runs, or, with no seed list (stack_seeds: off), the run's metrics."""
     if seeds is None:
-        return {"model": f"{RESULTS}/{{group}}/model.pt", "metrics": f"{RESULTS}/{{group}}/metrics.json"}
-    return {f"{kind}_s{seed}": f"{RESULTS}/{{group}}/s{seed}/{kind}.{ext}" for seed in seeds for kind, ext in (("model", "pt"), ("metrics", "json"))}
+        return f"{RESULTS}/{{group}}/metrics.json"
+    return f"{RESULTS}/{{group}}/runs-s{'-'.join(map(str, seeds))}.json"
 
 
 def claim_metrics(claim, rounds):
     """A claim's runs after `rounds` rounds of adaptive replicates: its experiment's first round
     plus the runs each round's decision (a checkpoint) added."""
-    paths = PLAN.experiment_metrics(CFG["claims"][claim]["experiment"])
+    paths = PLAN.experiment_done(CFG["claims"][claim]["experiment"])
     for r in range(1, rounds + 1):
         paths += json.loads(Path(checkpoints.replicates.get(claim=claim, round=r).output[0]).read_text())["metrics"]
     return paths

@@ -4,7 +4,7 @@
 
 rule runs_table:
     input:
-        lambda w: PLAN.experiment_metrics(w.experiment),
+        lambda w: PLAN.experiment_done(w.experiment),
     output:
         f"{RESULTS}/runs/{{experiment}}.csv",
     log:

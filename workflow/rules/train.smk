@@ -64,7 +64,7 @@ for _seeds in SEED_LISTS:
         input:
             unpack(inputs_of("student", lambda w: w.group)),
         output:
-            **student_outputs(_seeds),
+            student_output(_seeds),
         log:
             student_log(_seeds),
         wildcard_constraints:
@@ -87,8 +87,7 @@ if CFG["stack_seeds"] != "off" and PLAN.grid.replicate_students:
         input:
             unpack(inputs_of("student", lambda w: w.run)),
         output:
-            model=f"{RESULTS}/{{run}}/model.pt",
-            metrics=f"{RESULTS}/{{run}}/metrics.json",
+            f"{RESULTS}/{{run}}/metrics.json",
         log:
             f"{RESULTS}/{{run}}/train.log",
         wildcard_constraints:
