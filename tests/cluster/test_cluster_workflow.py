@@ -49,14 +49,15 @@ def test_smoke_grid_through_the_slurm_profile_equals_the_local_run(slurm_cluster
 def test_student_requeued_mid_training_resumes_and_matches_an_uninterrupted_run(slurm_cluster, tmp_path, background):
     grid = {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.5], "loss": {"ce": {}}, "seed": [0]}
     recipes = {"teacher": {"epochs": 2}, "student": {"epochs": 150}, "score": {"epochs": 2}}
-    target = "results/smoke/digits/students/resnet8-student/random/keep0.5/ce/s0/metrics.json"
+    group = "results/smoke/digits/students/resnet8-student/random/keep0.5/ce"
+    target = f"{group}/runs-s0.json"  # the seed group's record: the file Snakemake tracks
     local_dir, cluster_dir = copy_workflow(tmp_path / "local"), copy_workflow(tmp_path / "cluster")
     for d in (local_dir, cluster_dir):
         only_p1_c1(d, grid, recipes)
     shutil.copytree(REPO / "slurm", cluster_dir / "slurm")
 
     run = background(cluster_dir, "--profile", "slurm", "--profile", "profiles/slurm-smoke", target)
-    log = cluster_dir / target.replace("s0/metrics.json", "train-s0.log")  # the log of the seed group's job (stack_seeds)
+    log = cluster_dir / group / "train-s0.log"  # the log of the seed group's job (stack_seeds)
     run.wait_for(lambda: log.exists() and " epoch  10/" in log.read_text(), 300, "epoch 10 of the student")
     job_id = submitted_ids(run.output)[-1]  # the student's job: submitted after its score
     subprocess.run(["scontrol", "requeue", job_id], check=True)
@@ -66,6 +67,6 @@ def test_student_requeued_mid_training_resumes_and_matches_an_uninterrupted_run(
 
     reference = snakemake(local_dir, "--cores", "1", target)
     assert reference.returncode == 0, reference.stderr[-3000:]
-    resumed, uninterrupted = (json.loads((d / target).read_text()) for d in (cluster_dir, local_dir))
+    resumed, uninterrupted = (json.loads((d / group / "s0/metrics.json").read_text()) for d in (cluster_dir, local_dir))
     assert resumed["final_acc"] == uninterrupted["final_acc"]
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in uninterrupted["history"]]
