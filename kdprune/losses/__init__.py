@@ -16,6 +16,7 @@ from kdprune.registry import Registry
 LOSSES: Registry = Registry("loss")
 LOSSES.declare("ce", "kdprune.losses.kd:CrossEntropy", needs_teacher=False)
 LOSSES.declare("kd", "kdprune.losses.kd:HintonKD", needs_teacher=True, same_as={"loss": "ce", "when": {"alpha": 0.0}})
+LOSSES.declare("dkd", "kdprune.losses.dkd:DKD", needs_teacher=True)
 
 
 def make_loss(name: str, **params) -> object:

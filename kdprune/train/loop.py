@@ -222,6 +222,8 @@ def fit_stack(
         t0 = time.perf_counter()
         net.train()
         runner.reset_sums()
+        if hasattr(objective, "start_epoch"):  # per-epoch state of a loss (DKD's warm-up), written in place
+            objective.start_epoch(epoch, device)
         # One generator per student and epoch, derived from (seed, epoch): a resumed run draws the same batches.
         gens = [torch.Generator().manual_seed(seed * 1_000_003 + epoch) for seed in seeds]
         # InfoBatch (one student): the epoch's kept samples, drawn first from the epoch's generator.

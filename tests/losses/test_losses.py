@@ -86,7 +86,7 @@ def test_sample_weights_none_is_the_plain_mean_and_all_ones_agree_with_it(name):
         torch.testing.assert_close(ones[k], plain[k], rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize("name", ["ce", "kd"])
+@pytest.mark.parametrize("name", ["ce", "kd", "dkd"])
 def test_per_sample_terms_and_weighted_means(name):
     torch.manual_seed(2)
     logits, teacher, y = torch.randn(16, 10), torch.randn(16, 10), torch.randint(0, 10, (16,))
