@@ -14,6 +14,9 @@ With p = softmax(z / T) of teacher and student, and y the label:
   resnet110 -> resnet32) or 6 (wrn_40_2 -> wrn_16_2, vgg13 -> vgg8), a grid parameter here.
 
 Hinton's KD term decomposes as KD = TCKD + (1 - p_t[y]) * NCKD (the paper's eq. 3; tested).
+With label revision (`revise` = eta > 0, kdprune.losses.revision) the teacher's distribution is
+revised first: TCKD's binary target is [p~[y], 1 - p~[y]], NCKD's the revised non-target part
+renormalised, which is the teacher's own when p_t is taken at T (revision scales it uniformly).
 
 The warm-up factor is the run's state, not a grid parameter: the training loop calls
 `start_epoch(epoch, device)` before each epoch, which writes it into a device tensor in place, so a
@@ -28,20 +31,27 @@ import torch
 import torch.nn.functional as F
 
 from kdprune.losses.kd import weighted_terms
+from kdprune.losses.revision import revised_teacher
 
 MASK = 1000.0  # mdistiller's push-down of the target logit in NCKD
 
 
-def dkd_terms(student_logits, teacher_logits, targets, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample TCKD and NCKD [B], each times T^2 (mdistiller's dkd_loss before its batch mean)."""
+def dkd_terms(student_logits, teacher_logits, targets, temperature: float, teacher_probs=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample TCKD and NCKD [B], each times T^2 (mdistiller's dkd_loss before its batch mean).
+    `teacher_probs`: a target distribution in place of the teacher's softmax at T (label
+    revision); its non-target part, renormalised, is NCKD's target."""
     gt = F.one_hot(targets, student_logits.shape[1]).to(student_logits.dtype)
     p_student = F.softmax(student_logits / temperature, dim=1)
-    p_teacher = F.softmax(teacher_logits / temperature, dim=1)
+    p_teacher = F.softmax(teacher_logits / temperature, dim=1) if teacher_probs is None else teacher_probs
     b_student = _binary(p_student, gt)
     b_teacher = _binary(p_teacher, gt)
     tckd = F.kl_div(torch.log(b_student), b_teacher, reduction="none").sum(1)
     log_q_student = F.log_softmax(student_logits / temperature - MASK * gt, dim=1)
-    q_teacher = F.softmax(teacher_logits / temperature - MASK * gt, dim=1)
+    if teacher_probs is None:
+        q_teacher = F.softmax(teacher_logits / temperature - MASK * gt, dim=1)
+    else:
+        others = teacher_probs * (1 - gt)
+        q_teacher = others / others.sum(1, keepdim=True)
     nckd = F.kl_div(log_q_student, q_teacher, reduction="none").sum(1)
     return tckd * temperature**2, nckd * temperature**2
 
@@ -60,6 +70,10 @@ class DKD:
     beta: float = 8.0
     temperature: float = 4.0
     warmup: float = 20.0
+    # Label Revision (kdprune.losses.revision; P3): eta, 0 = off, and its two named options
+    revise: float = 0.0
+    revise_t1: bool = False
+    revise_wrong_only: bool = False
     needs_teacher = True
 
     def start_epoch(self, epoch: int, device: torch.device) -> None:
@@ -81,7 +95,10 @@ class DKD:
         return {name: values.mean() for name, values in self.per_sample(logits, targets, teacher_logits).items()}
 
     def per_sample(self, logits, targets, teacher_logits=None) -> dict[str, torch.Tensor]:
-        tckd, nckd = dkd_terms(logits, teacher_logits, targets, self.temperature)
+        revised = None
+        if self.revise:
+            revised = revised_teacher(teacher_logits, targets, self.temperature, self.revise, self.revise_t1, self.revise_wrong_only)
+        tckd, nckd = dkd_terms(logits, teacher_logits, targets, self.temperature, revised)
         return {
             "ce": self.ce_weight * F.cross_entropy(logits, targets, reduction="none"),
             "dkd": self._factor(logits) * (self.alpha * tckd + self.beta * nckd),

@@ -16,13 +16,19 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from kdprune.losses.revision import revised_teacher
+
 
 def kd_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, per_sample: bool = False) -> torch.Tensor:
     """Hinton's KD term as mdistiller computes it: T^2 * KL(p_t^T || p_s^T), summed over classes and
     averaged over the batch (`per_sample`: one value per row, not averaged)."""
+    return kd_divergence_to(student_logits, F.softmax(teacher_logits / temperature, dim=1), temperature, per_sample)
+
+
+def kd_divergence_to(student_logits: torch.Tensor, target: torch.Tensor, temperature: float, per_sample: bool = False) -> torch.Tensor:
+    """T^2 * KL(target || p_s^T) for a target distribution (the teacher's, or a revised one)."""
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
-    p_teacher = F.softmax(teacher_logits / temperature, dim=1)
-    rows = F.kl_div(log_p_student, p_teacher, reduction="none").sum(1)
+    rows = F.kl_div(log_p_student, target, reduction="none").sum(1)
     return (rows if per_sample else rows.mean()) * temperature**2
 
 
@@ -68,6 +74,12 @@ class HintonKD:
     alpha: float = 0.9
     temperature: float = 4.0
     reshape: bool = False
+    # Label Revision (kdprune.losses.revision; P3): eta, 0 = off, and its two named options
+    revise: float = 0.0
+    revise_t1: bool = False
+    revise_wrong_only: bool = False
+    # both terms times `scale`: P3's lambda1 = scale (1 - alpha) on CE, lambda2 = scale alpha on KD
+    scale: float = 1.0
     needs_teacher = True
     class_scale: ClassVar[torch.Tensor | None] = None  # k_y [classes]; an instance's own via with_class_scale
 
@@ -85,19 +97,24 @@ class HintonKD:
             raise ValueError("KD with reshape needs the teacher's per-class logit std k_y: attach it with with_class_scale")
         return reshape_logits(teacher_logits, targets, self.class_scale)
 
+    def _kd(self, logits, targets, teacher_logits, per_sample: bool) -> torch.Tensor:
+        teacher_logits = self._teacher(targets, teacher_logits)
+        if not self.revise:
+            return kd_divergence(logits, teacher_logits, self.temperature, per_sample)
+        target = revised_teacher(teacher_logits, targets, self.temperature, self.revise, self.revise_t1, self.revise_wrong_only)
+        return kd_divergence_to(logits, target, self.temperature, per_sample)
+
     def __call__(self, logits, targets, teacher_logits=None, sample_weight=None) -> dict[str, torch.Tensor]:
         if sample_weight is not None:
             return weighted_terms(self.per_sample(logits, targets, teacher_logits), sample_weight)
-        teacher_logits = self._teacher(targets, teacher_logits)
         return {
-            "ce": (1.0 - self.alpha) * F.cross_entropy(logits, targets),
-            "kd": self.alpha * kd_divergence(logits, teacher_logits, self.temperature),
+            "ce": self.scale * (1.0 - self.alpha) * F.cross_entropy(logits, targets),
+            "kd": self.scale * self.alpha * self._kd(logits, targets, teacher_logits, per_sample=False),
         }
 
     def per_sample(self, logits, targets, teacher_logits=None) -> dict[str, torch.Tensor]:
         # The same two terms as __call__, one value per sample (keep the two in step).
-        teacher_logits = self._teacher(targets, teacher_logits)
         return {
-            "ce": (1.0 - self.alpha) * F.cross_entropy(logits, targets, reduction="none"),
-            "kd": self.alpha * kd_divergence(logits, teacher_logits, self.temperature, per_sample=True),
+            "ce": self.scale * (1.0 - self.alpha) * F.cross_entropy(logits, targets, reduction="none"),
+            "kd": self.scale * self.alpha * self._kd(logits, targets, teacher_logits, per_sample=True),
         }
