@@ -35,6 +35,8 @@ SCORES.declare("forgetting", "kdprune.pruning.forgetting:forgetting_scores", min
 SCORES.declare("aum", "kdprune.pruning.aum:aum_scores", min_epoch=1)
 SCORES.declare("moderate", "kdprune.pruning.moderate:moderate_scores")
 SCORES.declare("teacher_ce", "kdprune.pruning.teacher_ce:teacher_ce_scores", needs_teacher=True)
+# P3's data selection: higher = a sample whose teacher supervision helps a held-out batch more
+SCORES.declare("ds_influence", "kdprune.pruning.ds_influence:ds_influence_scores", needs_teacher=True)
 # herding: per-class greedy mean matching on a teacher's features; the score is the pick order (first = highest)
 SCORES.declare("herding", "kdprune.pruning.herding:herding_scores")
 
