@@ -80,6 +80,7 @@ def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log:
         stack=cfg["stack_seeds"],
         cutoff_paths=paths.get("cutoff_scores"),
         class_scale_path=paths.get("class_scale"),
+        supervision_paths=paths.get("supervision"),
     )
     if not outputs[DONE].endswith("/metrics.json"):  # a seed group's record: every run is done
         write_json(outputs[DONE], {"runs": [{"seed": spec["seed"], "run_dir": str(d)} for spec, d in zip(specs, out_dirs)]})
@@ -183,6 +184,7 @@ def run_seeds(
     stack: str = "auto",
     cutoff_paths: list[Path | None] | None = None,
     class_scale_path: Path | list[Path] | None = None,
+    supervision_paths: list[Path] | None = None,
 ) -> list[dict]:
     """Train the seeds of one grid point, its seed group (specs that differ only in their seed, the
     score file they read and, for chained replicates, their teacher's seed) in one process: one
@@ -194,7 +196,9 @@ def run_seeds(
     by, when it is not the selection's own score file. `class_scale_path`: for a loss with `reshape`
     on (KD's MDSLR logit reshaping), the teacher_ce score file whose `class_logit_std` is k_y; one
     for every seed (as MDSLR: one std file per teacher) or one per seed (then the seeds train in
-    turn). Required when `reshape` is on."""
+    turn). Required when `reshape` is on. `supervision_paths`: for a loss with `supervise` < 1
+    (P3's data selection), per seed the ds_influence score file whose highest-scored `supervise`
+    share of the run's subset the teacher supervises (the seeds then train in turn)."""
     t0 = time.perf_counter()
     _check_one_seed_group(specs)
     spec = specs[0]
@@ -211,7 +215,10 @@ def run_seeds(
     models = [_fresh_model(s, data, device) for s in specs]
     recipe = Recipe.from_dict(spec["recipe"])
     teachers_n = len({(id(t), id(lo)) for t, lo in zip(teachers, losses)})  # one tuple per teacher file, one loss per k_y file
-    mode = _stack_mode(stack, device, data, models[0], subsets, log, teachers=teachers_n, infobatch=recipe.infobatch is not None)
+    supervised = _supervised_of_seeds(specs, subsets, supervision_paths, log)
+    mode = _stack_mode(
+        stack, device, data, models[0], subsets, log, teachers=teachers_n, infobatch=recipe.infobatch is not None, supervised=bool(supervised)
+    )
     labels = [f"{s['role']} {s['arch']} s{s['seed']}" for s in specs]
     for s, label, subset in zip(specs, labels, subsets):
         log(f"[{label}] {len(subset)}/{len(data.y_train)} training images, {s['recipe']['epochs']} epochs on {device} ({mode})")
@@ -219,6 +226,11 @@ def run_seeds(
     extras = [
         {"teacher_params": params, "teacher_views": views is not None, "stack": {"mode": mode, "size": len(specs)}} for _, views, params in teachers
     ]
+    if supervised:  # which samples the teacher supervised (the spec says only the share)
+        common = [{**c, "supervised": chosen} for c, chosen in zip(common, supervised)]
+        extras = [
+            {**e, "supervised_size": len(chosen), "supervision_file": str(path)} for e, chosen, path in zip(extras, supervised, supervision_paths)
+        ]
     if getattr(loss, "reshape", False):  # which k_y the run reshaped with (the spec does not say)
         scale_files = class_scale_path if isinstance(class_scale_path, list | tuple) else [class_scale_path] * len(specs)
         extras = [{**extra, "class_scale_file": str(path)} for extra, path in zip(extras, scale_files)]
@@ -285,6 +297,25 @@ def _teachers_of_seeds(n: int, teacher: Path | list[Path] | None, views: Path | 
             model = load_teacher(path)
             loaded[path] = (model, None, sum(p.numel() for p in model.parameters()))
     return [loaded[path] for path in paths]
+
+
+def _supervised_of_seeds(specs: list[dict], subsets: list[np.ndarray], paths: list[Path] | None, log: Callable[[str], None]) -> list[np.ndarray]:
+    """P3's data selection: per seed, the round(supervise * subset size) samples of its subset with
+    the highest ds_influence scores (ties by sample index), or [] when the loss supervises all."""
+    share = float(specs[0]["loss_params"].get("supervise", 1.0))
+    if share >= 1.0:
+        return []
+    if not paths or len(paths) != len(specs):
+        raise ValueError(f"a loss with supervise = {share:g} needs one ds_influence score file per seed, got {paths}")
+    chosen = []
+    for spec, subset, path in zip(specs, subsets, paths):
+        ordered = np.sort(subset)
+        order = np.argsort(-_read_scores(Path(path))[ordered], kind="stable")  # highest first, ties by index
+        chosen.append(np.sort(ordered[order[: round(share * len(subset))]]))
+        log(
+            f"[{spec['role']} {spec['arch']} s{spec['seed']}] the teacher supervises {len(chosen[-1])} of {len(subset)} samples (data selection, {path})"
+        )
+    return chosen
 
 
 def _losses_of_seeds(loss, n: int, class_scale: Path | list[Path] | None, data, device: torch.device) -> list:
@@ -362,6 +393,7 @@ def _stack_mode(
     log: Callable[[str], None],
     teachers: int = 1,
     infobatch: bool = False,
+    supervised: bool = False,
 ) -> str:
     """`stacked` or `sequential` for the seeds of one job (`single` for one run). InfoBatch runs
     (kdprune.train.infobatch) never stack: each seed's epochs keep their own samples."""
@@ -382,6 +414,8 @@ def _stack_mode(
         if teachers > 1
         else "InfoBatch prunes each seed's epochs by its own losses (epochs of unequal length)"
         if infobatch
+        else "data selection gives each seed its own supervised samples"
+        if supervised
         else None
     )
     if why_not:

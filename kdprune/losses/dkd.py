@@ -74,6 +74,9 @@ class DKD:
     revise: float = 0.0
     revise_t1: bool = False
     revise_wrong_only: bool = False
+    # P3's data selection: the share of a run's samples the teacher supervises, highest ds_influence
+    # first (the others: `ce` alone). The runner and the training step apply it, not this class.
+    supervise: float = 1.0
     needs_teacher = True
 
     def start_epoch(self, epoch: int, device: torch.device) -> None:

@@ -78,6 +78,9 @@ class HintonKD:
     revise: float = 0.0
     revise_t1: bool = False
     revise_wrong_only: bool = False
+    # P3's data selection: the share of a run's samples the teacher supervises, highest ds_influence
+    # first (the others: `ce` alone). The runner and the training step apply it, not this class.
+    supervise: float = 1.0
     # both terms times `scale`: P3's lambda1 = scale (1 - alpha) on CE, lambda2 = scale alpha on KD
     scale: float = 1.0
     needs_teacher = True

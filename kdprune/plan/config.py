@@ -439,6 +439,12 @@ def check_names(cfg: dict) -> None:
                 f"config: scores.teacher_ce.teacher = {cfg['scores'].get('teacher_ce', {}).get('teacher')!r} is not allowed: "
                 f"experiments.{ename} reshapes KD logits with k_y, which teacher_ce records for each student's own teacher; allowed: kd_teacher"
             )
+        selecting = any(min(params.get("supervise", [1.0])) < 1.0 for params in exp["loss"].values())
+        if selecting and cfg["scores"].get("ds_influence", {}).get("teacher") != KD_TEACHER:
+            raise ConfigError(
+                f"config: scores.ds_influence.teacher = {cfg['scores'].get('ds_influence', {}).get('teacher')!r} is not allowed: "
+                f"experiments.{ename} lets the teacher supervise the samples its own ds_influence score selects; allowed: kd_teacher"
+            )
         missing = [a for a in exp["student"] if not teachers_of(exp, a)]
         if needs and missing:
             raise ConfigError(

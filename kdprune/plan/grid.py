@@ -31,6 +31,7 @@ from kdprune.pruning import RULES
 
 FULL = "full"  # the selection of a keep-1.0 run: the whole training set, whatever the method
 RESHAPE_STATS = "teacher_ce"  # the score whose file holds a teacher's k_y (KD's `reshape`)
+DS_SCORE = "ds_influence"  # the score whose highest share of a run's subset the teacher supervises (`supervise`)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class StudentJob:
     score: ScoreJob | None = None  # the score the subset is selected by (None: the full data)
     cutoff: ScoreJob | None = None  # the score a rule with a cutoff (ccs) drops by, when it is not `score`
     class_scale: ScoreJob | None = None  # KD with `reshape`: the teacher_ce score file holding k_y
+    supervision: ScoreJob | None = None  # a loss with `supervise` < 1: the ds_influence score of its teacher
     chained: bool = False  # replicate `chain`: the teacher has the run's seed (the path says `-chain`)
 
     @property
@@ -220,6 +222,8 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
                 scored = {} if full or dynamic or not reads_kd_teacher(cfg, method) else {"score": _score_job(cfg, dataset, method, seed, teacher)}
                 if dict(point).get("reshape"):  # k_y of the same teacher (its teacher_ce score file)
                     scored["class_scale"] = _score_job(cfg, dataset, RESHAPE_STATS, seed, teacher)
+                if dict(point).get("supervise", 1.0) < 1.0:  # data selection by the same teacher's score
+                    scored["supervision"] = _score_job(cfg, dataset, DS_SCORE, seed, teacher)
                 yield StudentJob(**{**base, **scored}, loss=loss, loss_params=point, teacher=teacher, chained=chained)
 
 
@@ -306,7 +310,7 @@ class Grid:
 
 
 def _scores_of(students: list[StudentJob]) -> list[ScoreJob]:
-    return dedupe(job for s in students for job in (s.score, s.cutoff, s.class_scale) if job is not None)
+    return dedupe(job for s in students for job in (s.score, s.cutoff, s.class_scale, s.supervision) if job is not None)
 
 
 def _teachers_of(students: list[StudentJob]) -> list[TeacherJob]:

@@ -109,6 +109,8 @@ def student_spec(cfg: dict, job: StudentJob) -> dict:
         upstream["cutoff_spec"] = score_spec(cfg, job.cutoff)
     if job.class_scale:
         upstream["class_scale_spec"] = score_spec(cfg, job.class_scale)
+    if job.supervision:
+        upstream["supervision_spec"] = score_spec(cfg, job.supervision)
     return {
         **_common(cfg, job.dataset),
         "role": "student",
@@ -156,6 +158,8 @@ def _student_inputs(cfg: dict, group: list[StudentJob]) -> dict:
         inputs["cutoff_scores"] = [job.cutoff.path for job in group]
     if first.class_scale is not None:
         inputs["class_scale"] = [job.class_scale.path for job in group]
+    if first.supervision is not None:
+        inputs["supervision"] = [job.supervision.path for job in group]
     return inputs
 
 

@@ -163,13 +163,16 @@ def fit_stack(
     labels: list[str] | None = None,
     log: Callable[[str], None] = print,
     on_batch: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+    supervised: np.ndarray | None = None,
 ) -> list[dict]:
     """Train N models of one CIFAR ResNet architecture at once, as one stacked network
     (kdprune.train.stacking): model k on `subsets[k]` with `seeds[k]`, drawing exactly the batches and views
     it would draw alone, with its own BN statistics, loss and optimizer state. The subsets must have
     one size (one number of steps). N = 1 is plain training of any model. The models are updated in
     place; returns one result per model. A stack's time is split evenly among its students.
-    InfoBatch (`recipe.infobatch`) trains one model only: its students' epochs would differ in length."""
+    InfoBatch (`recipe.infobatch`) trains one model only: its students' epochs would differ in length.
+    `supervised` (P3's data selection, one model only): the training-sample indices whose loss
+    keeps the teacher's terms; every other sample trains on the loss's `ce` term alone."""
     n = len(models)
     sizes = {len(s) for s in subsets}
     if len(sizes) != 1 or len(seeds) != n:
@@ -180,6 +183,10 @@ def fit_stack(
         raise ValueError("InfoBatch prunes each run's epochs by its own losses: train its seeds one at a time, not stacked")
     if recipe.infobatch is not None and not callable(getattr(objective, "per_sample", None)):
         raise ValueError(f"InfoBatch needs the loss per sample, and {type(objective).__name__} has no per_sample()")
+    if supervised is not None and (n > 1 or not callable(getattr(objective, "per_sample", None))):
+        raise ValueError(
+            f"data selection masks one run's loss per sample: one model with a per_sample() loss, got {n} and {type(objective).__name__}"
+        )
     labels = labels or [f"train s{s}" for s in seeds]
     net, step_objective = one_network(models, objective)
     accel.prepare(net, device)
@@ -212,7 +219,11 @@ def fit_stack(
             log(f"[{labels[0]}] ignoring {checkpoint}: {why}")
 
     source = batch_source(data, device, accel)
-    runner = StepRunner(net, step_objective, optimizer, accel, device, teacher, teacher_views, infobatch)
+    supervision = None
+    if supervised is not None:
+        supervision = torch.zeros(len(data.y_train), device=device)
+        supervision[torch.as_tensor(np.asarray(supervised), dtype=torch.int64).to(device)] = 1.0
+    runner = StepRunner(net, step_objective, optimizer, accel, device, teacher, teacher_views, infobatch, supervision)
     if infobatch is not None:
         ib = recipe.infobatch
         ratio = f"ratio {ib.ratio:g}" if ib.cost_share is None else f"ratio per epoch to spend {ib.cost_share:g} of full-data sample-steps"

@@ -9,7 +9,8 @@ copies the batch's packed tensors into the graph's static inputs.
 InfoBatch (kdprune.train.infobatch) adds two device tables to the step: it reads the batch's loss
 weights from one and writes the batch's per-sample losses into the other, both by sample index and
 in place, so a captured graph replays them as well; only the host's choice of the epoch's samples
-changes (fewer steps per epoch, still full-size batches but the last).
+changes (fewer steps per epoch, still full-size batches but the last). P3's data selection
+reads a third table the same way: which samples the teacher supervises.
 """
 
 from __future__ import annotations
@@ -116,11 +117,14 @@ class StepRunner:
         teacher: nn.Module | None = None,
         teacher_views: torch.Tensor | None = None,
         infobatch: InfoBatchState | None = None,
+        supervision: torch.Tensor | None = None,
     ):
         self.model, self.objective, self.optimizer = model, objective, optimizer
         self.accel, self.device = accel, torch.device(device)
         self.teacher, self.teacher_views = teacher, teacher_views
         self.infobatch = infobatch  # its weight and score tables, read and written by sample index
+        # P3's data selection: by sample index, 1 where the teacher supervises, 0 where CE alone does
+        self.supervision = supervision
         self.sums: dict[str, torch.Tensor] = {}  # loss terms x batch size (per student), summed on the device
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_in: tuple = ()  # the graph's input buffers and outputs, set at capture
@@ -141,13 +145,19 @@ class StepRunner:
             teacher_logits = self._teacher_logits(source, packed, x)
             logits = self.model(x)
         # Terms are scalars, or [N] vectors for a stack of N students (kdprune.train.stacking).
-        if self.infobatch is None:
+        if self.infobatch is None and self.supervision is None:
             terms = self.objective(logits.float(), y, teacher_logits)
-        else:  # InfoBatch: weighted batch means; each sample's unweighted loss becomes its score
+        else:  # per-sample terms, looked up by sample index
             idx = source.indices(packed)
             per_sample = self.objective.per_sample(logits.float(), y, teacher_logits)
-            terms = weighted_terms(per_sample, self.infobatch.weights[idx])
-            self.infobatch.scores[idx] = sum(per_sample.values()).detach()
+            if self.supervision is not None:  # the teacher's terms only where it supervises; `ce` everywhere
+                mask = self.supervision[idx]
+                per_sample = {name: value if name == "ce" else value * mask for name, value in per_sample.items()}
+            if self.infobatch is None:
+                terms = {name: value.mean() for name, value in per_sample.items()}
+            else:  # InfoBatch: weighted batch means; each sample's unweighted loss becomes its score
+                terms = weighted_terms(per_sample, self.infobatch.weights[idx])
+                self.infobatch.scores[idx] = sum(per_sample.values()).detach()
         loss = sum(terms.values())
         loss.sum().backward()
         self.optimizer.step()

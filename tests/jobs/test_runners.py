@@ -308,3 +308,24 @@ def test_a_teacher_checkpoint_is_imported_with_its_checksum_and_test_accuracy(tm
     assert torch.equal(imported(x), model(x))
     with pytest.raises(ValueError, match="cannot load wrn_16_1 from"):
         import_teacher({**teacher, "arch": "wrn_16_1"}, tmp_path / "u", log=quiet)
+
+
+def test_a_job_with_data_selection_supervises_the_top_share_of_each_seeds_subset(tmp_path, teacher_file):
+    """`supervise` 0.5: each seed's teacher supervises half of its subset, the half its ds_influence
+    score file ranks highest; the seeds train in turn and their metrics say how many and which file."""
+    from kdprune.jobs.runners import run_students
+
+    seeds, n = [0, 1], 1347
+    score_files = []
+    for s in seeds:
+        path = tmp_path / f"ds-s{s}.npz"
+        save_npz(path, scores=np.random.default_rng(s).normal(size=n), labels=np.zeros(n, dtype=np.int64))
+        score_files.append(str(path))
+    specs = [{**spec(s, "kd", keep=1.0, epochs=1), "loss_params": {"alpha": 0.9, "temperature": 4.0, "supervise": 0.5}} for s in seeds]
+    outputs = {"done": str(tmp_path / "runs-s0-1.json"), **{f"run_s{s}": str(tmp_path / f"s{s}") for s in seeds}}
+    logs = []
+    run_students(specs, {"teacher": str(teacher_file), "supervision": score_files}, outputs, {"stack_seeds": "stacked"}, log=logs.append)
+    for s, path in zip(seeds, score_files):
+        metrics = json.loads((tmp_path / f"s{s}" / "metrics.json").read_text())
+        assert metrics["supervised_size"] == round(0.5 * n) and metrics["supervision_file"] == path
+    assert any("supervises 674 of 1347 samples" in line for line in logs)

@@ -310,3 +310,28 @@ def test_rounds_never_add_a_seed_another_experiment_trains_first():
     assert exps["p1_imagenet"]["replicate_seeds"] == [10, 11, 12, 13, 14, 15, 16]
     again = normalise(copy.deepcopy(cfg))  # the plan file is normalised again by every job: the same seeds
     assert all(again["experiments"][n]["replicate_seeds"] == e["replicate_seeds"] for n, e in exps.items())
+
+
+def test_a_supervise_share_reads_its_teachers_data_selection_score():
+    """P3's data selection: runs with `supervise` < 1 read the ds_influence score of their own
+    teacher (one per teacher seed: score_seed teacher); runs supervising every sample do not, and
+    keep their folders (x-omit)."""
+    cfg = load(ROOT / "config.yaml")
+    exp = {"paper": "T", "student": ["resnet8"], "teacher": ["resnet14"], "selection": ["random"], "keep": [1.0], "seed": [0, 1]}
+    exp |= {"loss": {"kd": {"supervise": [1, 0.5]}, "dkd": {"supervise": [0.5], "revise": [0.8]}}}
+    plan = Plan(normalise({**cfg, "experiments": {"e": exp}, "claims": {}}))
+    runs = {s.dir.split("/keep1/")[1]: s for s in plan.grid.students}
+    assert set(runs) == {
+        f"{loss}/s{seed}"
+        for seed in (0, 1)
+        for loss in ("kd-resnet14-teacher-s0-a0.9-T4", "kd-resnet14-teacher-s0-a0.9-T4-DS0.5", "dkd-resnet14-teacher-s0-c1-a1-b8-T4-w20-LR0.8-DS0.5")
+    }
+    selecting = [s for s in plan.grid.students if s.supervision is not None]
+    assert len(selecting) == 4 and all(dict(s.loss_params)["supervise"] == 0.5 for s in selecting)
+    assert {s.supervision.method for s in selecting} == {"ds_influence"} and len({s.supervision.path for s in selecting}) == 1
+    key = next(k for k, (job, *_) in plan.jobs("student").items() if job.supervision is not None)
+    assert plan.inputs("student", key)["supervision"] == [f"{plan.results}/{s.supervision.path}" for s in plan.job("student", key)]
+    assert "supervision_spec" in plan.spec("student", key)[0]
+    cfg["scores"]["ds_influence"]["teacher"] = "resnet32"
+    with pytest.raises(ConfigError, match=r"^config: scores.ds_influence.teacher = 'resnet32' is not allowed"):
+        check_names(normalise({**cfg, "experiments": {"e": exp}, "claims": {}}))
