@@ -118,36 +118,55 @@ P2_CLAIM_JOBS = {  # claim: (student jobs, teachers, score jobs)
 }
 
 
-@pytest.mark.parametrize("claim", P2_CLAIM_JOBS)
-def test_dry_run_of_each_p2_claim_table(workflow_dir, claim):
-    out = snakemake(workflow_dir, "-n", f"paper_figures/smoke/P2/{claim}.md")
-    assert out.returncode == 0, out.stderr
-    counts = job_counts(out.stdout + out.stderr)
-    students = sum(n for rule, n in counts.items() if rule.startswith("student"))
-    assert (students, counts["teacher"], counts.get("score", 0)) == P2_CLAIM_JOBS[claim]
-
-
 def test_dry_run_of_p2_in_the_paper_preset(workflow_dir):
     """CIFAR-100 and ImageNet are not on this machine: the paper grid of P2 by dry run, counted by
     hand. CIFAR-100 pairs ResNet50 -> MobileNetV2, resnet32x4 -> resnet8x4, wrn_40_2 -> wrn_16_2,
     vgg13 -> vgg8: selection 4 pairs x 8 methods x 4 keeps = 128 jobs; reshaping + 16 (reshaped
     medium at 4 keeps x 4 pairs); InfoBatch + 2 (MobileNetV2, reshape off and on). ImageNet (P2-C4)
     ResNet-34 -> ResNet-18, ResNet-50 -> MobileNet: 2 pairs x (0.5, 0.7, full) x reshape = 12."""
-    config = "preset=paper"
-    counts = {}
-    for claim in ("P2-C1", "P2-C2", "P2-C3", "P2-C4a"):
-        out = snakemake(workflow_dir, "-n", f"paper_figures/paper/P2/{claim}.md", "--config", config)
-        assert out.returncode == 0, out.stderr
-        c = job_counts(out.stdout + out.stderr)
-        counts[claim] = (sum(n for rule, n in c.items() if rule.startswith("student")), c["teacher"])
+    counts = {claim: claim_jobs(workflow_dir, claim, "preset=paper")[:2] for claim in ("P2-C1", "P2-C2", "P2-C3", "P2-C4a")}
     # P2-C1: 4 CIFAR-100 teachers; P2-C2: the 4 pairs' reshaped and plain medium runs (16 + 16);
     # P2-C3: mdslr at 0.7 and InfoBatch, reshape off and on; P2-C4a: the ImageNet pairs
     assert counts == {"P2-C1": (128, 4), "P2-C2": (32, 4), "P2-C3": (4, 1), "P2-C4a": (12, 2)}
-    whole = job_counts(snakemake(workflow_dir, "-n", "all_figures", "--config", config, "papers=[P2]").stdout)
+    whole = job_counts(snakemake(workflow_dir, "-n", "all_figures", "--config", "preset=paper", "papers=[P2]").stdout)
     assert sum(n for rule, n in whole.items() if rule.startswith("student")) == 128 + 16 + 2 + 12
 
 
-@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 189), ("auto", 63)])
+# P3 on smoke, counted by hand: the same resnet14 -> resnet8 pair on the whole training set, 3 seeds
+# per job; one ds_influence score of the teacher (score_seed: teacher) for the runs with DS on.
+P3_CLAIM_JOBS = {  # claim: (student jobs, teachers, score jobs)
+    **dict.fromkeys(["P3-C1", "P3-C2a", "P3-C2b", "P3-C3a", "P3-C3b", "P3-C3c"], (8, 1, 1)),  # KD, DKD x LR x DS
+    "P3-C4a": (2, 1, 0),  # eta 0.5, 0.8
+    "P3-C4b": (4, 1, 0),  # alpha 0.5, 0.75 x scale 1, 2
+}
+
+
+def claim_jobs(workflow_dir, claim: str, *config: str) -> tuple[int, int, int]:
+    """(student jobs, teachers, score jobs) of one claim table's dry run."""
+    preset = next((c.split("=")[1] for c in config if c.startswith("preset=")), "smoke")
+    out = snakemake(workflow_dir, "-n", f"paper_figures/{preset}/{claim.split('-')[0]}/{claim}.md", *(("--config", *config) if config else ()))
+    assert out.returncode == 0, out.stderr
+    counts = job_counts(out.stdout + out.stderr)
+    return sum(n for rule, n in counts.items() if rule.startswith("student")), counts["teacher"], counts.get("score", 0)
+
+
+@pytest.mark.parametrize("claim", [*P2_CLAIM_JOBS, *P3_CLAIM_JOBS])
+def test_dry_run_of_each_p2_and_p3_claim_table(workflow_dir, claim):
+    assert claim_jobs(workflow_dir, claim) == {**P2_CLAIM_JOBS, **P3_CLAIM_JOBS}[claim]
+
+
+def test_dry_run_of_p3_in_the_paper_preset(workflow_dir):
+    """The CRD pairs on CIFAR-100 (resnet56 -> resnet20, resnet32x4 -> resnet8x4, wrn_40_2 ->
+    wrn_16_2, vgg13 -> vgg8), counted by hand: the wrappers 4 pairs x 8 = 32 jobs, eta 4 x 3 = 12,
+    weights 4 x 9 = 36; KD+LR at eta 0.8, alpha 0.5, scale 2 is one run in all three: 72 in all,
+    with 4 teachers and 4 ds_influence scores (one per teacher)."""
+    counts = {claim: claim_jobs(workflow_dir, claim, "preset=paper") for claim in ("P3-C1", "P3-C4a", "P3-C4b")}
+    assert counts == {"P3-C1": (32, 4, 4), "P3-C4a": (12, 4, 0), "P3-C4b": (36, 4, 0)}
+    whole = job_counts(snakemake(workflow_dir, "-n", "all_figures", "--config", "preset=paper", "papers=[P3]").stdout)
+    assert sum(n for rule, n in whole.items() if rule.startswith("student")) == 72 and whole["score"] == 4
+
+
+@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 225), ("auto", 75)])
 def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs):
     out = snakemake(workflow_dir, "-n", "-p", "all_figures", "--config", f"stack_seeds={stack_seeds}")
     counts = job_counts(out.stdout + out.stderr)
@@ -158,8 +177,11 @@ def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs
     # grid points; reshape at 0.3: 1 more; InfoBatch's experiment: mdslr at 0.7 and InfoBatch, each
     # with reshape off and on: 4; efficiency: mdslr at 0.5 reshaped and full data either way: 3.
     # 20 grid points of 3 seeds: 60 runs. Scores: + teacher_ce and herding of the teacher (one each).
+    # P3 (the same resnet14 -> resnet8 pair, whole data): KD and DKD x LR off/on x DS off/on = 8;
+    # eta 0.5 (0.8 is a wrappers point) = 1; alpha 0.5, 0.75 x scale 1, 2 at eta 0.8 = 3 new: 12
+    # grid points, 36 runs. Scores: + ds_influence of the teacher (one); claims + 8.
     jobs = sum(n for rule, n in counts.items() if rule.startswith("student"))
-    assert (jobs, counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 13, 26, 15, 15)
+    assert (jobs, counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 13, 27, 23, 23)
     assert counts["teacher_views"] == 10 and counts["compute"] == 1  # not P1-C7's 20% teachers (2 < 9 views)
     # Specs stay off the command line: each job looks itself up in the plan by kind and key.
     commands = [line for line in (out.stdout + out.stderr).splitlines() if "python -m kdprune" in line]
@@ -196,7 +218,7 @@ def test_smoke_preset_end_to_end(smoke_run):
     students, teachers = runs[runs.role == "student"], runs[runs.role == "teacher"]
     # 13 teachers: chained replicates of the two teacher-property experiments (P1-C6, P1-C7); P2's
     # resnet14 -> resnet8 pair reads the capacity ladder's resnet14 teacher (seed 0)
-    assert len(teachers) == 13 and len(students) == 129 + 60
+    assert len(teachers) == 13 and len(students) == 129 + 60 + 36
     p1 = {"random", "el2n-hardest", "grand-hardest", "forgetting-hardest", "moderate-medium", "ccs", "full"}
     assert set(students.selection) == p1 | {"herding-hardest", "mdslr", "mdslr_hard-hardest", "mdslr_easy-easiest", "infobatch_at_keep"}
     assert set(students.keep) == {0.2, 0.3, 0.5, 0.7, 1.0} and set(students.dataset) == {"digits", "digits+noise0.2"}
@@ -217,15 +239,15 @@ def test_smoke_preset_end_to_end(smoke_run):
     # stack_seeds auto on a CPU: each job trained its cell's 3 seeds one after the other, a chained
     # grid point's too (each seed with its own teacher)
     modes = students.groupby(["stack_mode", "stack_size"]).size().to_dict()
-    assert modes == {("sequential", 3): 189} and set(teachers.stack_mode) == {"single"}
+    assert modes == {("sequential", 3): 225} and set(teachers.stack_mode) == {"single"}
     chained = students[students.run_dir.str.contains("-chain")]
     assert len(chained) == 21 and (chained.teacher_seed == chained.seed).all()
     compute = pd.read_csv(workflow_dir / "paper_figures/smoke/compute.csv")
     total = compute[compute.role == "all"].iloc[0]
-    assert total.runs == 13 + 10 + 26 + 189 and total.wall_hours > 0 and total.gpu_hours == 0
+    assert total.runs == 13 + 10 + 27 + 225 and total.wall_hours > 0 and total.gpu_hours == 0
     # P2: InfoBatch trains on fewer sample-steps than the full-data run it starts from; a reshaped
     # run names the k_y file it read; every KD run records the teacher-student gap on its kept images
-    p2 = students[students.teacher == "resnet14"]
+    p2 = students[(students.teacher == "resnet14") & (students.loss == "kd") & (students.alpha == 0.9)]  # not P3's
     full = p2[p2.selection == "full"].sample_steps.mean()
     # InfoBatch at keep 0.7 spends 70% of the full run's sample-steps (to a sample per epoch), as the
     # MDSLR 70% subset does: P2-C3 compares them at matched cost
@@ -263,7 +285,9 @@ def test_smoke_preset_end_to_end(smoke_run):
 
     ledger = json.loads((workflow_dir / "paper_figures/smoke/claims.json").read_text())
     p2_claims = ["P2-C1", "P2-C1h", "P2-C2", "P2-C3", "P2-C4a", "P2-C4b", "P2-C5"]
-    assert [v["claim"] for v in ledger] == ["P1-C1", "P1-C2", "P1-C3", "P1-C4", "P1-C5", "P1-C5n", "P1-C6", "P1-C7", *p2_claims]
+    p3_claims = ["P3-C1", "P3-C2a", "P3-C2b", "P3-C3a", "P3-C3b", "P3-C3c", "P3-C4a", "P3-C4b"]
+    p1_claims = ["P1-C1", "P1-C2", "P1-C3", "P1-C4", "P1-C5", "P1-C5n", "P1-C6", "P1-C7"]
+    assert [v["claim"] for v in ledger] == [*p1_claims, *p2_claims, *p3_claims]
     (c1,) = [v for v in ledger if v["claim"] == "P2-C1"]  # the published number, whose setting smoke does not train
     assert c1["reported"][0]["value"] == 58.04 and c1["reported"][0]["status"] == "not in this preset's grid"
     assert all(v["verdict"] in {"supported", "not supported", "inconclusive"} and v["evidence"] is False for v in ledger)
@@ -277,6 +301,24 @@ def test_smoke_preset_end_to_end(smoke_run):
     assert (
         all("/s3/" in p for p in round1["metrics"]) and json.loads((workflow_dir / "results/smoke/replicates/P1-C3/round2.json").read_text())["done"]
     )
+
+    # P3: data selection hands 80% of the samples to the teacher (highest ds_influence first) and
+    # says how many of the teacher's mistakes are among them; LR and DKD runs read the view table
+    p3 = students[(students.teacher == "resnet14") & ~((students.loss == "kd") & (students.alpha == 0.9))]
+    assert len(p3) == 36 and set(p3.loss) == {"kd", "dkd"} and (p3.selection == "full").all() and p3.teacher_views.all()
+    selecting = p3[p3.supervise == 0.8]
+    assert len(selecting) == 12 and (selecting.supervised_share.round(3) == round(round(0.8 * 1347) / 1347, 3)).all()
+    assert selecting.wrong_supervised.between(0, 1).all() and p3.teacher_wrong_kept.between(0, 1).all()
+    assert p3[p3.supervise == 1.0].supervised_share.isna().all()
+    robust = pd.read_csv(workflow_dir / "paper_figures/smoke/P3/P3-C4b.csv")
+    assert len(robust) == 6 and set(robust.setting_a) | set(robust.setting_b) == {f"alpha={a:g}, scale={x:g}" for a in (0.5, 0.75) for x in (1, 2)}
+    best_of_four = pd.read_csv(workflow_dir / "paper_figures/smoke/P3/P3-C2b.csv")
+    assert sorted(zip(best_of_four.control_revise, best_of_four.control_supervise)) == [(0.0, 0.8), (0.0, 1.0), (0.8, 1.0)]
+    (c2a,) = [v for v in ledger if v["claim"] == "P3-C2a"]
+    assert [(row["revise"], row["supervise"]) for row in c2a["context"]] == [(0.0, 0.8), (0.0, 1.0), (0.8, 0.8), (0.8, 1.0)]
+    assert "## Context: the training samples the teacher gets wrong" in (workflow_dir / "paper_figures/smoke/P3/P3-C2a.md").read_text()
+    for claim in p3_claims:
+        assert (workflow_dir / f"paper_figures/smoke/P3/{claim}.png").stat().st_size > 20_000
 
     # Nothing left to do, and the report renders the figure and the ledger.
     again = snakemake(workflow_dir, "-n", "all_figures")

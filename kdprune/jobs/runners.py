@@ -262,7 +262,7 @@ def run_seeds(
         result = fit(
             model, data, subset, recipe, objective, seed=s["seed"], checkpoint=d / "checkpoint.pt", run_hash=settings_hash(s), label=label, **kwargs
         )
-        extra = {**extra, **_agreement(model, data, subset, device, t, accel)}
+        extra = {**extra, **_agreement(model, data, subset, device, t, accel, kwargs.get("supervised"))}
         out.append(_save_run(s, d, model, result, data, subset, setup + time.perf_counter() - t1, device, extra, label, log))
     # Checkpoints go only now: if the job dies on a later seed, the workflow deletes every output of
     # the job, and the finished seeds' last checkpoints make their rerun a matter of seconds.
@@ -271,14 +271,15 @@ def run_seeds(
     return out
 
 
-def _agreement(model: torch.nn.Module, data, subset: np.ndarray, device: torch.device, teacher: tuple, accel) -> dict:
+def _agreement(model: torch.nn.Module, data, subset: np.ndarray, device: torch.device, teacher: tuple, accel, supervised=None) -> dict:
     """A KD student's and its teacher's accuracy and agreement on the student's kept training images
-    (kdprune.train.agreement, P2-C5); in-memory data only (a streamed training set would cost a
-    pass over it per run)."""
+    (kdprune.train.agreement, P2-C5; with P3's data selection, the overlap of the supervised samples
+    and the teacher's mistakes); in-memory data only (a streamed training set would cost a pass over
+    it per run)."""
     model_t, views, _ = teacher
     if (model_t is None and views is None) or not hasattr(data, "x_train"):
         return {}
-    return kept_subset_agreement(model, data, subset, device, teacher=model_t, views=views, accel=accel)
+    return kept_subset_agreement(model, data, subset, device, teacher=model_t, views=views, accel=accel, supervised=supervised)
 
 
 def _teachers_of_seeds(n: int, teacher: Path | list[Path] | None, views: Path | list[Path] | None, device: torch.device, data) -> list[tuple]:

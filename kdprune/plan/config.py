@@ -272,8 +272,9 @@ TEACHER_AXES = {"teacher", "teacher_params", "teacher_keep", "teacher_seed", "te
 def axes_of_test(test: dict) -> set[str]:
     """The axes a claim's test compares along: what it varies, not the `cells` it splits by (a
     comparison within one teacher's cell pairs runs that share the teacher)."""
-    named = {test.get(key) for key in ("axis", "factor", "along", "fades_along", "control_each_of")} - {None}
-    return named | set(test.get("treatment", {})) | set(test.get("control", {}))
+    each_of = test.get("control_each_of") or []
+    named = {test.get(key) for key in ("axis", "factor", "along", "fades_along")} - {None} | set([each_of] if isinstance(each_of, str) else each_of)
+    return named | set(test.get("over", [])) | set(test.get("treatment", {})) | set(test.get("control", {}))
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -316,7 +317,7 @@ def check_names(cfg: dict) -> None:
     from kdprune.losses import LOSSES
     from kdprune.models import MODELS
     from kdprune.pruning import RULES, SCORES
-    from kdprune.report import FIGURES, VERDICT_RULES
+    from kdprune.report import FIGURES, RULE_KEYS, VERDICT_RULES
     from kdprune.train import SCHEDULES
 
     def check(key: str, value: Any, test: Callable[[Any], None]) -> None:
@@ -454,6 +455,11 @@ def check_names(cfg: dict) -> None:
     for cname, claim in cfg["claims"].items():
         check(f"claims.{cname}.experiment", claim["experiment"], one_of(cfg["experiments"], "experiment"))
         check(f"claims.{cname}.test.rule", claim["test"]["rule"], registered(VERDICT_RULES))
+        missing = [key for key in RULE_KEYS.get(claim["test"]["rule"], ()) if key not in claim["test"]]
+        if missing:
+            raise ConfigError(
+                f"config: claims.{cname}.test.{missing[0]} is missing: rule {claim['test']['rule']} needs {', '.join(RULE_KEYS[claim['test']['rule']])}"
+            )
         if "figure" in claim:
             check(f"claims.{cname}.figure", claim["figure"], registered(FIGURES))
         if claim.get("replicates"):

@@ -135,6 +135,22 @@ def _equal_gain(rng, seeds: int = 3) -> pd.DataFrame:
     return _rows(axes, seeds, acc)
 
 
+def _settings(offsets: tuple[float, ...], seeds: int, sigma: float = SIGMA) -> Callable[[np.random.Generator], pd.DataFrame]:
+    """One cell, one setting of eta per offset (accuracy 0.7 + offset); each seed shifts every
+    setting alike (its initialisation and batches), plus each run's own noise."""
+    etas = [0.5, 0.8, 0.95, 0.99][: len(offsets)]
+
+    def draw(rng):
+        shared = {s: rng.normal(0, sigma) for s in range(seeds)}
+        return _rows(
+            {"revise": etas},
+            seeds,
+            lambda revise, seed: 0.7 + offsets[etas.index(revise)] + shared[seed] + rng.normal(0, sigma),
+        )
+
+    return draw
+
+
 PAIRED = {"metric": "final_acc", "treatment": {"loss": "kd"}, "control": {"loss": "ce"}, "confidence": 0.95, "margin": 0.0}
 TREND = {"rule": "trend", "metric": "final_acc", "axis": "teacher_params", "log": True, "direction": "decreasing", "confidence": 0.95}
 BOTH = ("supported", "not supported")
@@ -220,6 +236,42 @@ SCENARIOS = [
         },
         _equal_gain,
         BOTH,
+    ),
+]
+
+
+ROBUST = {"rule": "varies_within", "metric": "final_acc", "over": ["revise"], "tolerance": 0.01, "confidence": 0.95}
+SCENARIOS += [
+    Scenario(
+        "robust_equal",
+        "three settings of eta equal, tolerance 1 pt, 3 seeds (P3-C4 shape; the claim is true)",
+        ROBUST,
+        _settings((0.0, 0.0, 0.0), 3),
+        ("not supported",),
+    ),
+    Scenario(
+        "robust_boundary",
+        "one of three settings exactly 1 pt off, tolerance 1 pt, 10 seeds (the boundary of the claim)",
+        ROBUST,
+        _settings((0.0, 0.0, 0.01), 10),
+        ("supported",),
+    ),
+    Scenario(
+        "not_robust",
+        "one of three settings 2 pts off, tolerance 1 pt, 3 seeds (the claim is false)",
+        ROBUST,
+        _settings((0.0, 0.0, 0.02), 3),
+        ("supported",),
+    ),
+    *(
+        Scenario(
+            f"robust_power_{n}seeds",
+            f"three settings equal, sigma 0.5 pt, tolerance 1 pt, {n} seeds (the claim is true: supported = power)",
+            ROBUST,
+            _settings((0.0, 0.0, 0.0), n, SIGMA / 2),
+            ("not supported",),
+        )
+        for n in (3, 10)
     ),
 ]
 

@@ -42,7 +42,10 @@ STAT_ORDER = [
     "p_below_holm",
     "status",
 ]
-POINT_COLUMNS = ("diff", "threshold", "ci_low", "ci_high", "sd", "sd_floor", "mde", "slope", "fade", "fade_ci_low", "fade_ci_high")
+POINT_COLUMNS = (
+    *("diff", "threshold", "ci_low", "ci_high", "sd", "sd_floor", "mde", "slope", "fade", "fade_ci_low", "fade_ci_high"),
+    *("mean_a", "mean_b", "difference", "difference_ci_low", "difference_ci_high"),  # varies_within: a pair of settings
+)
 
 
 def in_points(table: pd.DataFrame) -> pd.DataFrame:

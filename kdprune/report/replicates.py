@@ -21,6 +21,7 @@ from kdprune.report import VERDICT_RULES
 from kdprune.report.matching import equal, matches
 from kdprune.report.runs import with_full_data_in_every_selection
 from kdprune.report.stats import UNRESOLVED, seeds_needed
+from kdprune.report.verdicts import each_of_axes
 
 
 def _ends(df: pd.DataFrame, axis: str) -> pd.DataFrame:
@@ -43,8 +44,7 @@ def runs_of_cell(pool: pd.DataFrame, test: dict, cell: dict) -> pd.DataFrame:
     if test["rule"] == "best_value_shifts" and "selection" in test.get("cells", []):
         df = with_full_data_in_every_selection(df)
     if "treatment" in test:
-        each_of = test.get("control_each_of")
-        control = dict(test["control"]) | ({each_of: cell[f"control_{each_of}"]} if each_of else {})
+        control = dict(test["control"]) | {axis: cell[f"control_{axis}"] for axis in each_of_axes(test)}
         cell = {k: v for k, v in cell.items() if not k.startswith("control_")}
         treat = df[matches(df, test["treatment"])]
         ctrl = df[matches(df, control)]
@@ -55,8 +55,7 @@ def runs_of_cell(pool: pd.DataFrame, test: dict, cell: dict) -> pd.DataFrame:
 
 
 def _cell_of(row: pd.Series, test: dict) -> dict:
-    each_of = test.get("control_each_of")
-    keys = [*test.get("cells", []), *([f"control_{each_of}"] if each_of else [])]
+    keys = [*test.get("cells", []), *(f"control_{axis}" for axis in each_of_axes(test))]
     return {k: row[k] for k in keys}
 
 

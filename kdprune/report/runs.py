@@ -29,6 +29,9 @@ METRIC_COLUMNS = [
     "teacher_acc_kept",
     "ts_gap",
     "agreement_kept",
+    "teacher_wrong_kept",  # P3: what label revision can change, and how much of it data selection supervises
+    "supervised_share",
+    "wrong_supervised",
     "checkpoint_sha256",  # an imported teacher's file
     "settings_hash",
     "code_rev",

@@ -16,6 +16,7 @@ either end optional, inclusive)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -106,20 +107,31 @@ def _paired(t: pd.DataFrame, c: pd.DataFrame, test: dict, threshold: float, n_te
     }
 
 
+def each_of_axes(test: dict) -> list[str]:
+    """A test's `control_each_of` (an axis, or a list of axes) as a list."""
+    each = test.get("control_each_of") or []
+    return [each] if isinstance(each, str) else list(each)
+
+
 def paired_cells(runs: pd.DataFrame, test: dict, threshold: float) -> pd.DataFrame:
     """Per cell: treatment and control mean/std/n and the seed-paired difference. The control is
-    matched on the cell's axes except those the control itself fixes. With `control_each_of: axis`
-    the treatment is compared with every value of that axis among the controls (one row each), so a
-    claim against "the best" of them is tested without choosing the best on the same data."""
+    matched on the cell's axes except those the control itself fixes. With `control_each_of` (an
+    axis, or a list of axes) the treatment is compared with every value (combination) of it among
+    the controls, one row each, except the treatment's own runs: a claim against "the best" of them
+    is tested without choosing the best on the same data."""
     runs = runs[matches(runs, test.get("where", {}))]
     treat, ctrl = runs[matches(runs, test["treatment"])], runs[matches(runs, test["control"])]
-    each_of, n_test = test.get("control_each_of"), _n_test(runs, test)
+    each_of, n_test = each_of_axes(test), _n_test(runs, test)
     rows = []
     for cell, t in _cell_groups(treat, list(test.get("cells", []))):
         c = ctrl[matches(ctrl, {k: v for k, v in cell.items() if k not in test["control"]})]
         for value, cc in c.groupby(each_of) if each_of else [(None, c)]:
+            if each_of and cc.index.isin(t.index).all():
+                continue  # the treatment itself
+            values = value if isinstance(value, tuple) else (value,)
             cost = _cost(t, cc, test["cost"]) if "cost" in test else {}
-            rows.append({**cell, **({f"control_{each_of}": value} if each_of else {}), **_paired(t, cc, test, threshold, n_test), **cost})
+            named = {f"control_{axis}": v for axis, v in zip(each_of, values)}
+            rows.append({**cell, **named, **_paired(t, cc, test, threshold, n_test), **cost})
     return _cost_status(_judged(rows, test), test.get("cost"))
 
 
@@ -307,7 +319,85 @@ def trend(runs: pd.DataFrame, test: dict):
     return (table, *verdict_from(table, what))
 
 
+# -- robustness: does the metric stay within a band over some settings? ---------------------------
+
+
+def _setting_label(over: list[str], key) -> str:
+    values = key if isinstance(key, tuple) else (key,)
+    return ", ".join(f"{axis}={value:g}" if isinstance(value, int | float) else f"{axis}={value}" for axis, value in zip(over, values))
+
+
+def _spare(band: dict, tolerance: float) -> tuple[float, float]:
+    """The tolerance left over by a difference's interval [lo, hi]: tolerance minus the largest and
+    minus the smallest |d| the interval admits (its low and high ends)."""
+    lo, hi = band["ci_low"], band["ci_high"]
+    nearest = 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))
+    return tolerance - max(abs(lo), abs(hi)), tolerance - nearest
+
+
+def varies_within(runs: pd.DataFrame, test: dict):
+    """Robustness: in every cell the metric moves by at most `tolerance` over the settings of the
+    `over` axes (max - min of the setting means, which holds exactly when every two settings are
+    within the tolerance of each other). One row per cell and pair of settings, with their
+    seed-paired difference d = a - b. `diff` is the tolerance to spare, tolerance - |mean d| (larger
+    = more support, as in every rule); `ci_low`/`ci_high` the spare over d's interval. A pair is
+    `better` when d is significantly inside (-tolerance, +tolerance): two one-sided tests (TOST), so
+    its p_above is the larger of the two p-values (equivalently, d's confidence interval lies inside
+    the band); `worse` when d is significantly outside it on either side (Bonferroni over the two
+    sides, then Holm over all the claim's pairs). Supported needs every pair better."""
+    metric, over, tolerance, confidence = test["metric"], list(test["over"]), test["tolerance"], _confidence(test)
+    runs = runs[matches(runs, test.get("where", {}))]
+    n_test = _n_test(runs, test)
+    rows = []
+    for cell, df in _cell_groups(runs, list(test.get("cells", []))):
+        settings = {key: g for key, g in df.groupby(over if len(over) > 1 else over[0])}
+        for a, b in itertools.combinations(sorted(settings), 2):
+            ga, gb = settings[a], settings[b]
+            pairs = pd.concat([_seed_means(ga, metric).rename("a"), _seed_means(gb, metric).rename("b")], axis=1).dropna()
+            d = pairs["a"] - pairs["b"]
+            floor = binomial_sd([(1, ga[metric].mean()), (-1, gb[metric].mean())], n_test)
+            above_low = contrast(d, -tolerance, confidence, floor)  # p_above: d > -tolerance
+            below_high = contrast(-d, -tolerance, confidence, floor)  # p_above: d < +tolerance
+            spare_low, spare_high = _spare(above_low, tolerance)
+            rows.append(
+                {
+                    **cell,
+                    "setting_a": _setting_label(over, a),
+                    "setting_b": _setting_label(over, b),
+                    "mean_a": ga[metric].mean(),
+                    "mean_b": gb[metric].mean(),
+                    "difference": above_low["diff"],
+                    "difference_ci_low": above_low["ci_low"],
+                    "difference_ci_high": above_low["ci_high"],
+                    **above_low,
+                    "diff": tolerance - abs(above_low["diff"]),
+                    "threshold": 0.0,
+                    "ci_low": spare_low,
+                    "ci_high": spare_high,
+                    "p_above": np.max([above_low["p_above"], below_high["p_above"]]),  # NaN (undecided) stays NaN
+                    "p_below": min(1.0, 2 * np.fmin(above_low["p_below"], below_high["p_below"])),
+                }
+            )
+    table = _judged(rows, test)
+    what = f"{metric} within {tolerance:g} over {', '.join(over)} (pairs of settings)"
+    return (table, *verdict_from(table, what))
+
+
 # -- evaluation and files -------------------------------------------------------------------------
+
+
+def context_table(runs: pd.DataFrame, context: dict) -> pd.DataFrame:
+    """A claim's `context` (no verdict, beside it): the mean and the runs of each `columns` metric
+    per `by` group of the runs matching `where` (e.g. P3: the share of training samples the teacher
+    gets wrong, and how many of them data selection still hands to the teacher)."""
+    df = runs[matches(runs, context.get("where", {}))]
+    columns = [c for c in context["columns"] if c in df]
+    if not len(df) or not columns:
+        return pd.DataFrame()
+    by = [b for b in context.get("by", []) if b in df]
+    grouped = df.groupby(by, dropna=False) if by else df.assign(_all=0).groupby("_all")
+    table = grouped[columns].mean().join(grouped.size().rename("n_runs")).reset_index()
+    return table.drop(columns="_all", errors="ignore")
 
 
 def evaluate_claim(spec: dict, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -338,7 +428,17 @@ def evaluate_claim(spec: dict, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         "cells": table.replace({np.nan: None}).to_dict("records"),
         "reported": compare_reported(spec.get("reported", []), runs),
     }
+    if spec.get("context"):
+        result["context"] = context_table(runs, spec["context"]).replace({np.nan: None}).to_dict("records")
     return table, result
+
+
+def _context_markdown(spec: dict, records: list[dict] | None) -> str:
+    if records is None:
+        return ""
+    what = spec["context"].get("what", "context")
+    body = format_markdown_table(pd.DataFrame(records)) if records else "(no runs carry these columns)\n"
+    return f"\n## Context: {what}\n\nMeans over the runs (fractions, not points); no verdict rests on them.\n\n{body}"
 
 
 def evaluate_claim_files(spec: dict, runs_path: Path, table_csv: Path, verdict_json: Path, decisions: list[Path] = ()) -> dict:
@@ -360,7 +460,8 @@ def evaluate_claim_files(spec: dict, runs_path: Path, table_csv: Path, verdict_j
         + units
         + format_markdown_table(in_points(table))
         + f"\nVerdict: **{result['verdict']}**: {result['reason']}.\n\n"
-        + reported_markdown(result["reported"]),
+        + reported_markdown(result["reported"])
+        + _context_markdown(spec, result.get("context")),
     )
     write_json(verdict_json, result)
     return result

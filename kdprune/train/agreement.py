@@ -30,9 +30,14 @@ def kept_subset_agreement(
     views: torch.Tensor | None = None,
     accel: Accel = Accel(),
     batch_size: int = 1024,
+    supervised: np.ndarray | None = None,
 ) -> dict:
-    """{student_acc_kept, teacher_acc_kept, ts_gap (teacher - student), agreement_kept} on the kept
-    training images (accuracies as fractions). Needs the teacher or its view table."""
+    """{student_acc_kept, teacher_acc_kept, teacher_wrong_kept (1 - teacher_acc_kept), ts_gap
+    (teacher - student), agreement_kept} on the kept training images (accuracies as fractions).
+    Needs the teacher or its view table. `supervised` (P3's data selection: the kept samples the
+    teacher supervises) adds supervised_share (their share of the kept samples) and wrong_supervised
+    (the share of the teacher's wrong kept samples among them: what data selection leaves to the
+    teacher of the samples label revision would change; by chance it equals supervised_share)."""
     if teacher is None and views is None:
         raise ValueError("kept_subset_agreement needs the teacher or its view table")
     idx = torch.as_tensor(np.asarray(subset), dtype=torch.int64)
@@ -42,9 +47,16 @@ def kept_subset_agreement(
     )
     s_pred, t_pred, y = s_logits[idx].argmax(1), t_logits[idx].argmax(1), y[idx]
     student_acc, teacher_acc = (s_pred == y).float().mean().item(), (t_pred == y).float().mean().item()
-    return {
+    out = {
         "student_acc_kept": student_acc,
         "teacher_acc_kept": teacher_acc,
+        "teacher_wrong_kept": 1.0 - teacher_acc,
         "ts_gap": teacher_acc - student_acc,
         "agreement_kept": (s_pred == t_pred).float().mean().item(),
     }
+    if supervised is not None:
+        chosen = torch.as_tensor(np.isin(np.asarray(subset), np.asarray(supervised)))
+        wrong = (t_pred != y).cpu()
+        out["supervised_share"] = chosen.float().mean().item()
+        out["wrong_supervised"] = (chosen & wrong).sum().item() / wrong.sum().item() if wrong.any() else float("nan")
+    return out

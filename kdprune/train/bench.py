@@ -133,10 +133,13 @@ def kdprune_kd(
     steps: int,
     views: bool = False,
     stack: int = 1,
+    loss: tuple[str, dict] = ("kd", {}),
 ) -> float:
-    """Student images per second of kdprune's KD step; `stack` students share one wide step."""
+    """Student images per second of kdprune's KD step (or another distiller's: `loss` = name and
+    parameters beside KD's alpha 0.9, T 4); `stack` students share one wide step."""
     students = [create_model(student_arch, data.num_classes) for _ in range(stack)]
-    model, objective = one_network(students, make_loss("kd", alpha=0.9, temperature=4.0))
+    name, params = loss
+    model, objective = one_network(students, make_loss(name, **({"alpha": 0.9, "temperature": 4.0} if name == "kd" else {}), **params))
     teacher = create_model(teacher_arch, data.num_classes)
     accel.prepare(model, device).train()
     accel.prepare(teacher, device).eval()
@@ -182,6 +185,10 @@ def view_table_seconds_per_image(teacher_arch: str, data: ImageData, device: tor
     return (time.perf_counter() - t0) / n
 
 
+# P3's distillers on the same path as plain KD: their overhead is the step's loss, nothing else
+DISTILLERS = {"KD + label revision (eta 0.8)": ("kd", {"revise": 0.8}), "DKD": ("dkd", {}), "DKD + label revision": ("dkd", {"revise": 0.8})}
+
+
 def run_bench(
     pairs: list[tuple[str, str]],
     device: torch.device,
@@ -211,6 +218,7 @@ def run_bench(
             ("kdprune fast + teacher views", dict(accel=accel, views=True), table_note),
             (f"kdprune fast, {stack} students stacked", dict(accel=accel, stack=stack), ""),
             (f"kdprune fast + views, {stack} students stacked", dict(accel=accel, stack=stack, views=True), ""),
+            *((f"kdprune fast + views, {name}", dict(accel=accel, views=True, loss=loss), "P3") for name, loss in DISTILLERS.items()),
         ]:
             results.append(Result(pair, path, kdprune_kd(student, teacher, data, batch, device, warmup=warmup, steps=steps, **kwargs), note))
             log(f"  {pair}: {path}: {results[-1].images_per_s:,.0f} img/s")

@@ -328,4 +328,5 @@ def test_a_job_with_data_selection_supervises_the_top_share_of_each_seeds_subset
     for s, path in zip(seeds, score_files):
         metrics = json.loads((tmp_path / f"s{s}" / "metrics.json").read_text())
         assert metrics["supervised_size"] == round(0.5 * n) and metrics["supervision_file"] == path
+        assert metrics["supervised_share"] == pytest.approx(round(0.5 * n) / n) and 0 <= metrics["wrong_supervised"] <= 1
     assert any("supervises 674 of 1347 samples" in line for line in logs)

@@ -42,7 +42,7 @@ def test_the_shipped_config_resolves_under_every_preset():
     for preset in BASE["presets"]:
         cfg = resolve(with_change("preset", preset), base_dir=ROOT)
         assert cfg["preset"] == preset and Grid.from_config(cfg).students
-        assert {e["paper"] for e in cfg["experiments"].values()} == {"P1", "P2"}
+        assert {e["paper"] for e in cfg["experiments"].values()} == {"P1", "P2", "P3"}
 
 
 def test_preset_only_entries_exist_only_under_their_preset():

@@ -68,10 +68,10 @@ def test_bench_runs_every_path_on_the_cpu():
     results = run_bench(
         [("resnet8", "resnet8")], torch.device("cpu"), batch=16, workers=0, warmup=1, steps=2, stack=2, n_images=256, log=lambda m: None
     )
-    assert len(results) == 6 and all(r.images_per_s > 0 for r in results)
-    assert "table:" in results[3].note
+    assert len(results) == 9 and all(r.images_per_s > 0 for r in results)
+    assert "table:" in results[3].note and [r.note for r in results[6:]] == ["P3"] * 3  # KD + LR, DKD, DKD + LR
     table = format_results(results, torch.device("cpu"), 16)
-    assert table.count("| resnet8 -> resnet8 |") == 6 and "| 1.00 |" in table
+    assert table.count("| resnet8 -> resnet8 |") == 9 and "| 1.00 |" in table
 
 
 def test_view_counts_come_from_each_datasets_augmentation():

@@ -40,3 +40,18 @@ def test_a_model_agrees_with_itself(digits):
     assert out["agreement_kept"] == 1.0 and out["ts_gap"] == 0.0
     with pytest.raises(ValueError, match="needs the teacher or its view table"):
         kept_subset_agreement(model, digits, np.arange(10), CPU)
+
+
+def test_overlap_of_the_supervised_samples_and_the_teachers_mistakes_by_hand(digits):
+    torch.manual_seed(1)
+    teacher, student = create_model("resnet8", 10, 1).eval(), create_model("resnet8", 10, 1).eval()
+    subset = np.arange(0, 600)
+    supervised = np.arange(0, 600, 4)  # a quarter of the subset
+    out = kept_subset_agreement(student, digits, subset, CPU, teacher=teacher, supervised=supervised)
+    t, y = split_logits(teacher, digits, "train", CPU)
+    wrong = np.flatnonzero((t[subset].argmax(1) != y[subset]).numpy())
+    assert 0 < len(wrong) < len(subset)  # an untrained teacher: some right, some wrong
+    assert out["teacher_wrong_kept"] == pytest.approx(len(wrong) / len(subset))
+    assert out["supervised_share"] == pytest.approx(0.25)
+    assert out["wrong_supervised"] == pytest.approx(np.isin(subset[wrong], supervised).mean())
+    assert "wrong_supervised" not in kept_subset_agreement(student, digits, subset, CPU, teacher=teacher)
