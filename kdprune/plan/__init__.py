@@ -134,10 +134,10 @@ class Plan:
                     files.append(f"{s.teacher.dir}/metrics.json")
                     if s.teacher.views:
                         files.append(f"{s.teacher.dir}/views.json")
-                if s.score is not None and s.score.teacher is not None:  # a score reads its teacher's model
-                    files.append(f"{s.score.teacher.dir}/metrics.json")
-                if s.score is not None:
-                    files.append(s.score.path.removesuffix(".npz") + ".json")
+                for score in s.score_jobs:
+                    if score.teacher is not None:  # a score reads its teacher's model
+                        files.append(f"{score.teacher.dir}/metrics.json")
+                    files.append(score.path.removesuffix(".npz") + ".json")
         return {paper: [f"{self.results}/{f}" for f in dict.fromkeys(files)] for paper, files in out.items()}
 
     def verdict_files(self) -> list[str]:

@@ -96,6 +96,11 @@ class StudentJob:
     chained: bool = False  # replicate `chain`: the teacher has the run's seed (the path says `-chain`)
 
     @property
+    def score_jobs(self) -> list[ScoreJob]:
+        """Every score file the run reads: its selection's, a cutoff's, k_y's, data selection's."""
+        return [job for job in (self.score, self.cutoff, self.class_scale, self.supervision) if job is not None]
+
+    @property
     def selection(self) -> str:
         # Rule parameters (class balance, medium window centre ...) are global `selection:`
         # settings: recorded in each run's spec, and a change reruns the runs, not new paths.
@@ -310,7 +315,7 @@ class Grid:
 
 
 def _scores_of(students: list[StudentJob]) -> list[ScoreJob]:
-    return dedupe(job for s in students for job in (s.score, s.cutoff, s.class_scale, s.supervision) if job is not None)
+    return dedupe(job for s in students for job in s.score_jobs)
 
 
 def _teachers_of(students: list[StudentJob]) -> list[TeacherJob]:

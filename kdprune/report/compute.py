@@ -130,13 +130,14 @@ def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
                 if t.views:
                     views = augmentation_of(t.dataset, cfg["augmentation"]).views  # crop offsets x flips
                     add(paper, "teacher views", t.dir + "/views", VIEW_PASS_COST * views * n, t.arch, False)
-            if s.score is not None and s.score.teacher is not None and "recipe" not in cfg["scores"][s.score.method]:
-                # a score of a trained teacher (teacher_ce, herding): one inference pass over the data
-                add(paper, "score", s.score.path, VIEW_PASS_COST * n, s.score.teacher.arch, False)
-            elif s.score is not None and s.score.method != "random":
-                settings = cfg["scores"][s.score.method]
-                epochs_run = settings.get("epoch") or cfg["recipes"][settings["recipe"]]["epochs"]  # no epoch: a full run
-                add(paper, "score", s.score.path, settings["runs"] * epochs_run * n, settings["arch"], False)
+            for score in s.score_jobs:
+                settings = cfg["scores"][score.method]
+                if score.teacher is not None and "recipe" not in settings:
+                    # a score of a trained teacher (teacher_ce, herding): one inference pass over the data
+                    add(paper, "score", score.path, VIEW_PASS_COST * n, score.teacher.arch, False)
+                elif score.method != "random":  # training runs (ds_influence too, besides its teacher's pass)
+                    epochs_run = settings.get("epoch") or cfg["recipes"][settings["recipe"]]["epochs"]  # no epoch: a full run
+                    add(paper, "score", score.path, settings.get("runs", 1) * epochs_run * n, settings["arch"], False)
     jobs = pd.DataFrame(rows).drop_duplicates(["paper", "job"])
     out = jobs.groupby(["paper", "role"], as_index=False).agg(
         runs=("job", "size"),

@@ -64,6 +64,22 @@ def test_estimate_is_images_over_measured_throughput():
     assert "score" not in est.index  # random scores cost nothing
 
 
+def test_every_score_a_run_reads_is_counted_data_selection_too():
+    """A run with `supervise` < 1 reads its teacher's ds_influence score (P3): the compute summary
+    waits for it and the estimate prices its training run (resnet8, `epoch` epochs)."""
+    from kdprune.plan import Plan
+
+    cfg = load(REPO / "config.yaml", {"preset": "smoke", "teacher_views": False})
+    exp = {"paper": "P3", "student": ["resnet8"], "teacher": ["resnet14"], "selection": ["random"], "keep": [1.0], "seed": [0]}
+    cfg = normalise({**cfg, "experiments": {"e": {**exp, "loss": {"kd": {"supervise": [0.8]}}}}, "claims": {}})
+    files = Plan(cfg).paper_job_files()["P3"]
+    assert any(f.endswith("/scores/ds_influence-resnet14-teacher-s0-s0.json") for f in files)
+    measured = pd.DataFrame([{"arch": a, "loss": None, "train_images_per_s": 100.0} for a in ("resnet8", "resnet14")])
+    est = estimate_grid(cfg, measured).set_index("role")
+    epochs = cfg["scores"]["ds_influence"]["epoch"]
+    assert est.loc["score", "runs"] == 1 and est.loc["score", "hours"] == pytest.approx(epochs * 1347 / 100 / 3600)
+
+
 def test_bench_runs_every_path_on_the_cpu():
     results = run_bench(
         [("resnet8", "resnet8")], torch.device("cpu"), batch=16, workers=0, warmup=1, steps=2, stack=2, n_images=256, log=lambda m: None
