@@ -63,6 +63,7 @@ KNOWN_META = {
     "LOSSES": {"needs_teacher", "same_as"},
     "SCORES": {"min_epoch", "needs_teacher"},
     "RULES": {"needs_cutoff", "equal_budget"},
+    "MODELS": {"sized"},
 }
 ENTRIES = [pytest.param(reg, name, id=f"{reg}:{name}") for reg, registry in REGISTRIES.items() for name in registry.names()]
 
@@ -278,7 +279,7 @@ def test_modifier_effect(name, digits):
 @pytest.mark.parametrize("name", MODELS.names())
 def test_model_forward_backward(name, channels, size):
     torch.manual_seed(0)
-    model = create_model(name, num_classes=7, in_channels=channels).train()
+    model = create_model(name, num_classes=7, in_channels=channels, image_size=size).train()
     x, y = torch.randn(4, channels, size, size), torch.tensor([0, 3, 6, 1])
     out = model(x)
     assert out.shape == (4, 7) and torch.isfinite(out).all()

@@ -153,7 +153,7 @@ def load_data(spec: dict):
 
 def load_teacher(path: Path) -> torch.nn.Module:
     state = torch.load(path, map_location="cpu", weights_only=False)
-    model = create_model(state["arch"], state["num_classes"], state["in_channels"])
+    model = create_model(state["arch"], state["num_classes"], state["in_channels"], state.get("image_size", 32))
     model.load_state_dict(state["state_dict"])
     return model.eval()
 
@@ -428,7 +428,7 @@ def _stack_mode(
 def _fresh_model(spec: dict, data, device: torch.device) -> torch.nn.Module:
     # Seeded per run: the same initial weights whether the seeds train stacked, in turn or alone.
     seed_everything(spec["seed"], device)
-    return create_model(spec["arch"], data.num_classes, data.channels)
+    return create_model(spec["arch"], data.num_classes, data.channels, data.image_size)
 
 
 def _save_run(
@@ -450,6 +450,7 @@ def _save_run(
             "arch": spec["arch"],
             "num_classes": data.num_classes,
             "in_channels": data.channels,
+            "image_size": data.image_size,
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
         },
     )

@@ -27,7 +27,12 @@ MODELS.declare("ResNet50", "kdprune.models.resnetv2:CifarBottleneckResNet")
 for _depth in (18, 34, 50):
     MODELS.declare(f"tv_resnet{_depth}", "kdprune.models.torchvision_resnet:TorchvisionResNet", args={"arch": f"resnet{_depth}"})
 MODELS.declare("MobileNet", "kdprune.models.mobilenet:MobileNetV1")
+# Dataset distillation's ConvNet-3 (DC/DSA/DM; P4): 3 x [conv 128, instance norm, ReLU, avg-pool]
+MODELS.declare("ConvNet", "kdprune.models.convnet:ConvNet", sized=True)  # its linear layer depends on the image size
 
 
-def create_model(name: str, num_classes: int, in_channels: int = 3):
-    return MODELS.get(name)(num_classes=num_classes, in_channels=in_channels)
+def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32, **options):
+    """`image_size` reaches only the models declared `sized` (the others pool globally: any size);
+    `options`: a model's own keyword arguments (ConvNet's `width`, `depth`)."""
+    sized = {"image_size": image_size} if MODELS.meta(name).get("sized") else {}
+    return MODELS.get(name)(num_classes=num_classes, in_channels=in_channels, **sized, **options)

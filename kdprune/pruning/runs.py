@@ -55,7 +55,7 @@ def score_runs(
     for k in range(runs):
         run_seed = seed * 1000 + k
         seed_everything(run_seed, device)
-        model = create_model(settings["arch"], data.num_classes, data.channels)
+        model = create_model(settings["arch"], data.num_classes, data.channels, data.image_size)
         hook = recorder(n, epochs) if recorder is not None else None
         if epochs > 0:
             fit(

@@ -30,6 +30,7 @@ REPDISTILLER_PARAMS = {
     "ShuffleV2": 1_355_528,
 }
 IMAGENET = {"tv_resnet18", "tv_resnet34", "tv_resnet50", "MobileNet"}
+DATASET_DISTILLATION = {"ConvNet"}
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -37,13 +38,13 @@ def n_params(model: torch.nn.Module) -> int:
 
 
 def test_zoo_has_the_kd_code_base_names():
-    assert set(MODELS.names()) == set(REPDISTILLER_PARAMS) | IMAGENET
+    assert set(MODELS.names()) == set(REPDISTILLER_PARAMS) | IMAGENET | DATASET_DISTILLATION
 
 
 @pytest.mark.parametrize("name", MODELS.names())
 @pytest.mark.parametrize("channels,size", [(1, 8), (3, 32)])
 def test_forward_shape(name, channels, size):
-    model = create_model(name, num_classes=7, in_channels=channels).eval()
+    model = create_model(name, num_classes=7, in_channels=channels, image_size=size).eval()
     with torch.no_grad():
         out = model(torch.randn(2, channels, size, size))
     assert out.shape == (2, 7)
@@ -53,7 +54,7 @@ def test_forward_shape(name, channels, size):
 def test_features_are_what_the_classifier_reads(name):
     """`features` is the flattened penultimate embedding; `fc` the final linear layer (an alias where
     the code base calls it `classifier` or `linear`); forward is fc(features)."""
-    model = create_model(name, num_classes=7, in_channels=3).eval()
+    model = create_model(name, num_classes=7, in_channels=3, image_size=16).eval()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         features = model.features(x)
@@ -66,6 +67,16 @@ def test_features_are_what_the_classifier_reads(name):
 @pytest.mark.parametrize("name,params", sorted(REPDISTILLER_PARAMS.items()))
 def test_parameter_counts_match_repdistiller(name, params):
     assert n_params(create_model(name, 100)) == params
+
+
+def test_convnet_is_the_dataset_distillation_network():
+    """DC/DM's ConvNet-3 on CIFAR-10: 3 x (conv 128 + instance-norm affine) and a 2048 -> 10 head,
+    320,010 parameters; its head follows the image size (8x8 digits: 1 x 1 x 128 features)."""
+    assert n_params(create_model("ConvNet", 10, 3, image_size=32)) == 320_010
+    digits = create_model("ConvNet", 10, 1, image_size=8)
+    assert digits.fc.in_features == 128 and digits(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    norms = [m for m in digits.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == 3 and all(m.num_groups == m.num_channels == 128 for m in norms)  # instance norm
 
 
 def test_imagenet_mobilenet_has_the_standard_size():
