@@ -29,12 +29,12 @@ reads the teacher through `runners.load_teacher` as if the suite had trained it.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
+from kdprune.files import sha256_of
 from kdprune.models import create_model
 from kdprune.models.resnet_cifar import CifarResNet
 
@@ -43,14 +43,6 @@ LAYOUTS = ("repdistiller", "kdprune", "state_dict")
 # Module names that RepDistiller spells differently from the suite, per model class: one path
 # component of every key (and of the load metadata) is renamed.
 RENAMES: dict[type, dict[str, str]] = {CifarResNet: {"downsample": "shortcut"}}
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_checkpoint(path: str | Path, arch: str, num_classes: int, in_channels: int = 3) -> tuple[torch.nn.Module, dict]:

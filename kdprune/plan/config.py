@@ -389,6 +389,12 @@ def check_names(cfg: dict) -> None:
             check(f"scores.{method}.rule", settings["rule"], registered(RULES))
         if "cutoff_score" in settings:
             check(f"scores.{method}.cutoff_score", settings["cutoff_score"], one_of(cfg["scores"], "pruning method (none under scores:)"))
+        if "dynamic" not in settings and SCORES.meta(settings.get("score", method)).get("reads_file"):
+            missing = [key for key in ("file", "sha256") if key not in settings]
+            if missing:
+                raise ConfigError(
+                    f"config: scores.{method}.{missing[0]} is missing: score imported reads a file; allowed: file (a path) and sha256 (its checksum)"
+                )
     check("selection.ccs_cutoff", [row["keep"] for row in cfg["selection"]["ccs_cutoff"]], increasing("keep fractions"))
 
     def existing_file(value):

@@ -304,15 +304,6 @@ class Grid:
     def every_teacher(self) -> list[TeacherJob]:
         return _teachers_of([*self.students, *self.replicate_students])
 
-    @functools.cached_property
-    def seed_groups(self) -> dict[str, list[StudentJob]]:
-        """{group_dir: its students, by seed}: the seeds of a grid point, trained by one job when
-        the config's `stack_seeds` is not `off`."""
-        out: dict[str, list[StudentJob]] = {}
-        for s in self.students:
-            out.setdefault(s.group_dir, []).append(s)
-        return {group: sorted(jobs, key=lambda j: j.seed) for group, jobs in out.items()}
-
 
 def _scores_of(students: list[StudentJob]) -> list[ScoreJob]:
     return dedupe(job for s in students for job in s.score_jobs)

@@ -220,10 +220,10 @@ def _student_jobs(cfg: dict, grid: Grid) -> dict[str, list[StudentJob]]:
     """The seeds of a grid point (its seed group) in one job, keyed by the group's folder; with
     `stack_seeds: off` one job per run, keyed by the run's folder. A seed an adaptive round adds
     is one job, keyed by its run folder (rounds add a few seeds to a few cells)."""
-    added = {s.dir: [s] for s in grid.replicate_students}
-    if cfg["stack_seeds"] == "off":
-        return {s.dir: [s] for s in grid.students} | added
-    return grid.seed_groups | added
+    first: dict[str, list[StudentJob]] = {}
+    for s in grid.students:
+        first.setdefault(student_job_key(cfg, s), []).append(s)
+    return {key: sorted(group, key=lambda j: j.seed) for key, group in first.items()} | {s.dir: [s] for s in grid.replicate_students}
 
 
 def student_job_key(cfg: dict, job: StudentJob) -> str:

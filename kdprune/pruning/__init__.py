@@ -12,7 +12,8 @@ the extra arrays into the score file beside `scores` and `labels` (teacher_ce: `
 Definitions and sources: docs/scores.md.
 
 Score metadata: `min_epoch` (the least `epoch` the score accepts); `needs_teacher` (the score reads
-a trained teacher, `settings["teacher_model"]`: its config block must name one as `teacher`).
+a trained teacher, `settings["teacher_model"]`: its config block must name one as `teacher`);
+`reads_file` (the scores come from the block's `file`, checked against its `sha256`).
 
 Selection rules: `rule(order, sorted_scores, k, settings, rng) -> kept indices` (kdprune.pruning.selection).
 Declaration metadata: `needs_cutoff` (the rule first drops the samples a second score marks as
@@ -39,6 +40,10 @@ SCORES.declare("teacher_ce", "kdprune.pruning.teacher_ce:teacher_ce_scores", nee
 SCORES.declare("ds_influence", "kdprune.pruning.ds_influence:ds_influence_scores", needs_teacher=True)
 # herding: per-class greedy mean matching on a teacher's features; the score is the pick order (first = highest)
 SCORES.declare("herding", "kdprune.pruning.herding:herding_scores")
+# P4 (BiLP)'s static criterion: per-sample training loss after `epoch` epochs (LossInit: 5; LossConverge: the whole recipe)
+SCORES.declare("train_loss", "kdprune.pruning.train_loss:train_loss_scores")
+# scores read from a file with its checksum (e.g. BiLP's released LossInit / LossConverge files); the seed has no effect
+SCORES.declare("imported", "kdprune.pruning.imported:imported_scores", reads_file=True)
 
 RULES: Registry = Registry("selection rule")
 RULES.declare("hardest", "kdprune.pruning.selection:keep_hardest")

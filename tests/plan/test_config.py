@@ -105,7 +105,7 @@ def test_a_users_own_paper_file_runs_beside_p1(tmp_path):
         (
             "experiments.p1_kd_vs_ce.student",
             ["resnet21"],
-            "experiments.p1_kd_vs_ce.student[0] = 'resnet21' is not allowed: unknown model 'resnet21'; allowed: MobileNet, MobileNetV2, ResNet50, ShuffleV1",
+            "experiments.p1_kd_vs_ce.student[0] = 'resnet21' is not allowed: unknown model 'resnet21'; allowed: ConvNet, MobileNet, MobileNetV2, ResNet50",
         ),
         (
             "experiments.p1_kd_vs_ce.selection",
@@ -212,3 +212,12 @@ def test_a_ccs_method_without_a_cutoff_score_is_refused():
     bad = {k: v for k, v in BASE["scores"]["ccs"].items() if k != "cutoff_score"}
     raw = {**BASE, "scores": {**BASE["scores"], "ccs": bad}}
     assert "config: scores.ccs.cutoff_score is missing: rule ccs (experiments.p1_kd_vs_ce)" in error_of(raw)
+
+
+def test_an_imported_score_needs_its_file_and_checksum_before_any_job():
+    cfg = with_change("scores.bilp_loss", {"score": "imported", "file": "scores.json"})
+    assert (
+        error_of(cfg) == "config: scores.bilp_loss.sha256 is missing: score imported reads a file; allowed: file (a path) and sha256 (its checksum)"
+    )
+    bad = with_change("scores.bilp_loss", {"score": "imported", "file": "scores.json", "sha256": "abc"})
+    assert "scores.bilp_loss.sha256" in error_of(bad) and "'abc'" in error_of(bad)
