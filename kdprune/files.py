@@ -57,6 +57,21 @@ def save_torch(path: str | Path, obj: Any) -> None:
         torch.save(obj, tmp)
 
 
+def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
+    """A file written by save_torch, loaded WITHOUT running code: tensors, numbers, strings and their
+    dicts and lists only (`weights_only=True`). A file that holds anything else, or that is not a
+    torch file at all (truncated, corrupt, another format), is refused with one ValueError line."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: refused to load: not a plain tensor file, or it would run code ({first[:160]})") from None
+
+
 def save_npz(path: str | Path, **arrays) -> None:
     import numpy as np
 

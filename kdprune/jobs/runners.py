@@ -15,7 +15,7 @@ import torch
 
 from kdprune.data import Augmentation
 from kdprune.data.images import load_dataset
-from kdprune.files import save_npz, save_torch, write_json
+from kdprune.files import load_torch, save_npz, save_torch, write_json
 from kdprune.losses import make_loss
 from kdprune.models import create_model
 from kdprune.models.checkpoints import load_checkpoint
@@ -152,7 +152,7 @@ def load_data(spec: dict):
 
 
 def load_teacher(path: Path) -> torch.nn.Module:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_torch(path)
     model = create_model(state["arch"], state["num_classes"], state["in_channels"], state.get("image_size", 32))
     model.load_state_dict(state["state_dict"])
     return model.eval()
@@ -336,7 +336,7 @@ def _losses_of_seeds(loss, n: int, class_scale: Path | list[Path] | None, data, 
 
 def read_class_scale(path: Path, data) -> np.ndarray:
     """k_y (float32, one per class) from a teacher_ce score file of this dataset."""
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:
         if "class_logit_std" not in f.files:
             raise ValueError(f"{path} has no class_logit_std (k_y): it is not a teacher_ce score file")
         scale, labels = f["class_logit_std"].astype(np.float32), f["labels"]
@@ -368,7 +368,7 @@ def _check_one_seed_group(specs: list[dict]) -> None:
 def _read_scores(path: Path | None) -> np.ndarray | None:
     if path is None:
         return None
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:
         return f["scores"]
 
 

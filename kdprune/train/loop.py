@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from kdprune.files import save_torch
+from kdprune.files import load_torch, save_torch
 from kdprune.train import SCHEDULES
 from kdprune.train.accel import Accel
 from kdprune.train.infobatch import InfoBatch, InfoBatchState
@@ -203,8 +203,8 @@ def fit_stack(
     histories: list[list[dict]] = [[] for _ in range(n)]
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
         try:
+            state = load_torch(checkpoint, map_location=device)  # a corrupt or foreign file: ignored, never run
             if state.get("run_hash") != run_hash or len(state.get("histories", ())) != n:
                 raise ValueError("written for other settings")
             if infobatch is not None and "infobatch" not in state:

@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from kdprune.data import Augmentation
 from kdprune.data.augment import crop_flip
-from kdprune.files import save_torch
+from kdprune.files import load_torch, save_torch
 from kdprune.train.accel import Accel
 
 
@@ -76,7 +76,7 @@ def save_view_logits(path: Path, table: torch.Tensor, teacher: nn.Module, accel:
 def load_view_logits(path: Path, device: torch.device, augmentation: Augmentation) -> tuple[torch.Tensor, dict]:
     """(table on `device`, the rest of the file: augmentation, accel, teacher_hash, teacher_params).
     A table of other views (padding mode, crop, flip) than the student draws would be silently wrong."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_torch(path)
     if state.get("augmentation") != asdict(augmentation):
         raise ValueError(f"teacher views {path} hold the views of augmentation {state.get('augmentation')}, the student draws {asdict(augmentation)}")
     return state.pop("logits").to(device), state

@@ -58,7 +58,7 @@ def test_resume_from_checkpoint_gives_the_uninterrupted_result(digits, tmp_path)
     ckpt = tmp_path / "checkpoint.pt"
     full, r_full = train(digits, 3)
     train(digits, 3, checkpoint=ckpt, stop=2)  # "killed" after epoch 2
-    assert torch.load(ckpt, weights_only=False)["epoch"] == 2
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
     logs = []
     resumed, r_res = train(digits, 3, checkpoint=ckpt, logs=logs)
     assert any("resuming" in line for line in logs)
