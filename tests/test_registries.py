@@ -62,7 +62,7 @@ REGISTRIES: dict[str, Registry] = {
 }
 # Declaration metadata the package reads; any other key would be a typo that nothing ever reads.
 KNOWN_META = {
-    "DATASETS": {"geometry", "augmentation", "streamed", "needs_argument"},
+    "DATASETS": {"geometry", "augmentation", "streamed", "needs_argument", "check"},
     "LOSSES": {"needs_teacher", "same_as"},
     "SCORES": {"min_epoch", "needs_teacher", "reads_file"},
     "RULES": {"needs_cutoff", "equal_budget"},

@@ -209,6 +209,13 @@ def test_bad_config_stops_before_any_job_with_one_line(workflow_dir):
     assert not (workflow_dir / "results").exists()
 
 
+def test_a_missing_npz_dataset_stops_the_dry_run_with_one_line(workflow_dir):
+    out = snakemake(workflow_dir, "-n", "--config", "dataset=npz:absent.npz")
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("kdprune:")]
+    assert out.returncode != 0 and len(lines) == 1 and "dataset npz:absent.npz: file" in lines[0] and "not found" in lines[0]
+    assert not (workflow_dir / "results").exists()
+
+
 @pytest.mark.workflow
 def test_smoke_preset_end_to_end(smoke_run):
     workflow_dir, out = smoke_run

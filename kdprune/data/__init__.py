@@ -9,7 +9,8 @@ or `cifar10+noise0.2`. Every loader is `load(data_root, argument, download) -> I
 Declaration metadata: `geometry` = (training images, image size) for cost estimates of data that is
 not on this machine; `augmentation` = the training augmentation of an in-memory dataset, {padding:
 crop padding in pixels (0: no crop), flip: random horizontal flips} (see `Augmentation`); `streamed`
-= read from disk batch by batch, augmented as it is read (no view tables, no stacking)."""
+= read from disk batch by batch, augmented as it is read (no view tables, no stacking); `check` =
+"module:function" that checks the spec's file when the workflow starts (one ValueError line)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ DATASETS: Registry = Registry("dataset")
 # no crop, no flip). Digits: CIFAR's pad-4 scaled to 8x8 images, no flip (a mirrored 2 is no digit).
 # A file (npz:) says nothing about its images: its augmentation is the config's augmentation.npz.
 DATASETS.declare("digits", "kdprune.data.images:load_digits", geometry=(1_347, 8), augmentation={"padding": 1, "flip": False})
-DATASETS.declare("npz", "kdprune.data.images:load_npz", needs_argument=True)
+DATASETS.declare("npz", "kdprune.data.images:load_npz", needs_argument=True, check="kdprune.data.npz:check_npz")
 DATASETS.declare("cifar10", "kdprune.data.images:load_cifar10", geometry=(50_000, 32), augmentation={"padding": 4, "flip": True})
 DATASETS.declare("cifar100", "kdprune.data.images:load_cifar100", geometry=(50_000, 32), augmentation={"padding": 4, "flip": True})
 DATASETS.declare("svhn", "kdprune.data.images:load_svhn", geometry=(73_257, 32), augmentation={"padding": 0, "flip": False})
@@ -62,6 +63,17 @@ def check_spec(spec: str) -> None:
         raise ValueError(f"dataset {name!r} needs a path: {name}:<path>")
     for mod, _ in mods:
         MODIFIERS.meta(mod)
+
+
+def check_dataset(spec: str) -> None:
+    """check_spec, then the dataset's own file check (`check` metadata: an npz's arrays and labels)."""
+    check_spec(spec)
+    name, arg, _ = split_spec(spec)
+    check = DATASETS.meta(name).get("check")
+    if check:
+        from kdprune.registry import import_target
+
+        import_target(check)(arg)
 
 
 def in_memory(spec: str) -> bool:

@@ -155,7 +155,7 @@ def resolve(raw: dict, overrides: dict | None = None, base_dir: str | Path = "."
         try:
             check_schema(cfg)
             cfg = normalise(cfg)
-            check_names(cfg)
+            check_names(cfg, files=name == preset)  # files (an npz's arrays) only for the preset that runs
         except ConfigError as err:
             where = "" if name == preset else f" (with preset {name!r})"
             source = next((f" [{src}]" for key, src in sources.items() if f"config: {key}" in str(err)), "")
@@ -311,9 +311,10 @@ def check_schema(cfg: dict) -> None:
     raise ConfigError(f"config: {key} = {error.instance!r} is not allowed: {allowed} ({error.message})")
 
 
-def check_names(cfg: dict) -> None:
-    """Every name against its registry (declarations only: nothing heavy is imported)."""
-    from kdprune.data import PADDING_MODES, check_spec
+def check_names(cfg: dict, files: bool = True) -> None:
+    """Every name against its registry (declarations only: nothing heavy is imported); with `files`,
+    also the files a dataset spec names (an npz's arrays and labels: kdprune.data.npz)."""
+    from kdprune.data import PADDING_MODES, check_dataset, check_spec
     from kdprune.losses import LOSSES
     from kdprune.models import MODELS
     from kdprune.pruning import RULES, SCORES
@@ -351,7 +352,8 @@ def check_names(cfg: dict) -> None:
         return test
 
     recipes = cfg["recipes"]
-    check("dataset", cfg["dataset"], check_spec)
+    dataset_check = check_dataset if files else check_spec
+    check("dataset", cfg["dataset"], dataset_check)
     check("augmentation.padding_mode", cfg["augmentation"]["padding_mode"], one_of(PADDING_MODES, "padding mode"))
     check("teacher_recipe", cfg["teacher_recipe"], one_of(recipes, "recipe"))
     for name, recipe in recipes.items():
@@ -407,7 +409,7 @@ def check_names(cfg: dict) -> None:
             for i, file in enumerate([files] if isinstance(files, str) else files):
                 check(f"teacher_checkpoints.{dataset}.{arch}" + ("" if isinstance(files, str) else f"[{i}]"), file, existing_file)
     axes = {
-        "dataset": check_spec,
+        "dataset": dataset_check,
         "student": registered(MODELS),
         "recipe": one_of(recipes, "recipe"),
         "selection": one_of(cfg["scores"], "pruning method (none under scores:)"),

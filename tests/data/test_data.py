@@ -48,7 +48,7 @@ def test_missing_npz_says_what_to_provide(tmp_path):
 
 def test_npz_missing_arrays(tmp_path):
     np.savez(tmp_path / "bad.npz", x_train=np.zeros((2, 4, 4), np.uint8))
-    with pytest.raises(DatasetMissing, match=r"arrays \['x_test', 'y_test', 'y_train'\] missing"):
+    with pytest.raises(ValueError, match=r"arrays \['y_train', 'x_test', 'y_test'\] missing"):
         load_dataset(f"npz:{tmp_path / 'bad.npz'}")
 
 
