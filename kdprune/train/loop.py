@@ -123,6 +123,10 @@ def planned_passes(recipe: Recipe, n_subset: int, n_full: int) -> int:
     return max(recipe.epochs, round(recipe.epochs * n_full / n_subset))
 
 
+class NonFiniteLoss(FloatingPointError):
+    """A run's loss became NaN or infinite: the run stops, its last good checkpoint stays."""
+
+
 def fit(
     model: nn.Module,
     data,
@@ -254,6 +258,12 @@ def fit_stack(
         evaluate = (epoch + 1) % eval_every == 0 or epoch + 1 == last_epoch
         accs = accuracies(net, data, device, n, recipe.eval_batch_size, accel) if evaluate else [None] * n
         sums = {name: value.reshape(-1).tolist() for name, value in runner.sums.items()}
+        for k, total in enumerate(sums["loss"]):  # checked once per epoch: a per-step check would stall the device
+            if not math.isfinite(total):
+                raise NonFiniteLoss(
+                    f"[{labels[k]}] the training loss is {total} in epoch {epoch + 1} (summed over its {len(batches)} steps): "
+                    f"stopped before its checkpoint, no metrics written; lower the learning rate or check the data"
+                )
         wall = time.perf_counter() - t0
         epoch_seconds += wall / n
         for k, history in enumerate(histories):

@@ -96,3 +96,43 @@ def test_budget_epochs_vs_steps(digits):
     assert result["epochs"] == 10  # 2 full-data epochs of steps = 10 passes over a 20% subset
     assert sum(h["test_acc"] is not None for h in result["history"]) == 2  # evaluated about `epochs` times
     assert result["history"][-1]["lr"] < 0.01  # the cosine schedule ran to its end over the stretched passes
+
+
+class NaNFromEpoch:
+    """Cross-entropy that turns into NaN from epoch `bad` (1-based) on: a run diverging mid-training."""
+
+    needs_teacher = False
+
+    def __init__(self, bad: int):
+        self.bad, self.epoch = bad, 0
+
+    def start_epoch(self, epoch, device):
+        self.epoch = epoch + 1
+
+    def __call__(self, logits, targets, teacher_logits=None):
+        ce = torch.nn.functional.cross_entropy(logits, targets)
+        return {"ce": ce * float("nan") if self.epoch >= self.bad else ce}
+
+
+def test_a_non_finite_loss_stops_the_run_with_one_line_and_keeps_the_last_good_checkpoint(digits, tmp_path):
+    from kdprune.train.loop import NonFiniteLoss
+
+    ckpt = tmp_path / "checkpoint.pt"
+    seed_everything(0, CPU)
+    with pytest.raises(NonFiniteLoss) as err:
+        fit(
+            create_model("resnet8", 10, 1),
+            digits,
+            np.arange(0, 1347, 2),
+            RECIPE,
+            NaNFromEpoch(3),
+            seed=0,
+            device=CPU,
+            checkpoint=ckpt,
+            run_hash="h",
+            label="student resnet8 s0",
+            log=lambda m: None,
+        )
+    message = str(err.value)
+    assert message.startswith("[student resnet8 s0] the training loss is nan in epoch 3 (summed over its 11 steps)") and "\n" not in message
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2  # the diverged epoch never overwrote it
