@@ -81,13 +81,19 @@ def cmd_ledger(args) -> None:
 
 def cmd_bench(args) -> None:
     from kdprune.files import write_text
-    from kdprune.train.bench import format_results, run_bench
+    from kdprune.train.bench import DD_ABOUT, DD_COLUMNS, format_results, run_bench, run_dd_bench
     from kdprune.train.loop import pick_device
 
     device = pick_device(args.device)
-    pairs = [tuple(pair.split(":")[::-1]) for pair in args.pairs.split(",")]  # teacher:student -> (student, teacher)
-    results = run_bench(pairs, device, args.batch, args.workers, args.warmup, args.steps, args.stack, args.data, log=_log)
-    table = format_results(results, device, args.batch)
+    pairs = [tuple(pair.split(":")[::-1]) for pair in args.pairs.split(",") if pair]  # teacher:student -> (student, teacher)
+    tables = []
+    if pairs:
+        results = run_bench(pairs, device, args.batch, args.workers, args.warmup, args.steps, args.stack, args.data, log=_log)
+        tables.append(format_results(results, device, args.batch))
+    if args.dd:
+        dd = run_dd_bench(device, args.ipc, args.batch_real, args.num_eval, args.eval_epochs, args.warmup, args.steps, args.data, log=_log)
+        tables.append(format_results(dd, device, args.batch, about=DD_ABOUT, columns=DD_COLUMNS))
+    table = "\n\n".join(tables)
     print(table)
     if args.out:
         write_text(args.out, table + "\n")
@@ -185,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_ledger)
 
     p = sub.add_parser("bench", help="KD step throughput: reference DataLoader pipeline vs kdprune's paths")
-    p.add_argument("--pairs", default="resnet32x4:resnet8x4,resnet56:resnet20", help="teacher:student,... (default: %(default)s)")
+    p.add_argument("--pairs", default="resnet32x4:resnet8x4,resnet56:resnet20", help="teacher:student,... ('': none) (default: %(default)s)")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int, default=64, help="images per student per step")
     p.add_argument("--workers", type=int, default=8, help="reference DataLoader workers")
@@ -193,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=200, help="timed steps per path")
     p.add_argument("--stack", type=int, default=8, help="students stacked into one network")
     p.add_argument("--data", help="dataset spec (default: random uint8 32x32, CIFAR-10's size)")
+    p.add_argument("--dd", action="store_true", help="also time dataset distillation: DM's matching step and the evaluation's training (P4)")
+    p.add_argument("--ipc", type=int, default=10, help="--dd: synthetic images per class")
+    p.add_argument("--batch-real", type=int, default=256, help="--dd: real images per class per DM matching step")
+    p.add_argument("--num-eval", type=int, default=4, help="--dd: ConvNets trained by the evaluation")
+    p.add_argument("--eval-epochs", type=int, default=20, help="--dd: evaluation epochs (passes: one more)")
     p.add_argument("--out", help="also write the table here (Markdown)")
     p.set_defaults(func=cmd_bench)
 

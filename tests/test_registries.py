@@ -65,7 +65,7 @@ KNOWN_META = {
     "DATASETS": {"geometry", "augmentation", "streamed", "needs_argument", "check"},
     "LOSSES": {"needs_teacher", "same_as"},
     "SCORES": {"min_epoch", "needs_teacher", "reads_file"},
-    "RULES": {"needs_cutoff", "equal_budget"},
+    "RULES": {"needs_cutoff", "equal_budget", "floor_drop"},
     "MODELS": {"sized"},
 }
 ENTRIES = [pytest.param(reg, name, id=f"{reg}:{name}") for reg, registry in REGISTRIES.items() for name in registry.names()]
@@ -382,12 +382,16 @@ def test_selection_rule_keeps_round_keep_n_per_class(name, keep, imbalanced, smo
     per_class = np.bincount(labels[kept], minlength=len(CLASS_SIZES))
     equal = RULES.meta(name).get("equal_budget") and keep < 1.0  # one k for every class (mdslr)
     share = max(1, int(len(labels) / len(CLASS_SIZES) * keep))
-    assert per_class.tolist() == [min(share, n) if equal else max(1, round(keep * n)) for n in CLASS_SIZES]
+
+    def count(n: int) -> int:  # floor_drop: BiLP's drop.py drops int(d * n), d = 1 - keep as a decimal
+        return max(1, n - int(round(1 - keep, 10) * n)) if RULES.meta(name).get("floor_drop") else max(1, round(keep * n))
+
+    assert per_class.tolist() == [min(share, n) if equal else count(n) for n in CLASS_SIZES]
     assert np.array_equal(kept, select(0))  # a seed fixes the subset
     if keep == 1.0:
         assert np.array_equal(kept, np.arange(len(labels)))
     pooled = select(0, class_balanced=False)
-    n_pooled = max(1, int(len(labels) * keep)) if equal else max(1, round(keep * len(labels)))
+    n_pooled = max(1, int(len(labels) * keep)) if equal else count(len(labels))
     assert len(pooled) == n_pooled and np.array_equal(pooled, np.unique(pooled))
     assert np.array_equal(pooled, select(0, class_balanced=False))
 

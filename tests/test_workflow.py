@@ -395,3 +395,50 @@ def test_adaptive_replicates_add_seeds_in_rounds(workflow_dir):
     assert [c["n_pairs"] for c in verdict["cells"]] == [3] and verdict["replicates"]["rounds_run"][0]["runs_added"] == len(round1["metrics"])
     assert not list((workflow_dir / "results/smoke/digits/students/resnet8-student/full").rglob("s2"))  # no seed 2 outside the cell
     assert "Adaptive (min 2, max 3 seeds" in (workflow_dir / "paper_figures/smoke/claims.md").read_text()
+
+
+@pytest.mark.workflow
+def test_the_main_commands_unlock_respects_a_live_run_and_clears_a_killed_ones(workflow_dir):
+    """scripts/unlock_stale.sh, which scripts/main.sh runs first (issue #17): while a Snakemake run
+    holds the folder's lock it refuses with one line naming the process; once that run is killed
+    (SIGKILL: its lock stays) it removes the lock, and the run started again with
+    --rerun-incomplete (as main.sh does) finishes the killed run's work."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from workflow_helpers import REPO
+
+    only_p1_c1(
+        workflow_dir,
+        {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.3], "loss": {"ce": {}}, "seed": [0]},
+        recipes={"teacher": {"epochs": 2}, "student": {"epochs": 200}, "score": {"epochs": 2}},  # killed as it starts (10-20 s)
+    )
+    target = "results/smoke/runs.csv"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1", target],
+        cwd=workflow_dir,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    unlock = ["bash", str(REPO / "scripts/unlock_stale.sh")]
+    try:
+        logs = workflow_dir / "results/smoke/digits/students"
+        deadline = time.time() + 300
+        while not any(logs.rglob("train-s0.log")) and time.time() < deadline:  # the student is training
+            time.sleep(0.5)
+        held = subprocess.run(unlock, cwd=workflow_dir, capture_output=True, text=True)
+        assert held.returncode == 1 and f"a running Snakemake (pid {run.pid}) holds the lock" in held.stderr, held.stderr
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert any((workflow_dir / ".snakemake/locks").iterdir())  # a killed run leaves its lock
+    cleared = subprocess.run(unlock, cwd=workflow_dir, capture_output=True, text=True)
+    assert cleared.returncode == 0 and cleared.stderr.count("\n") == 1 and "removing the lock a stopped Snakemake run left" in cleared.stderr
+    assert not list((workflow_dir / ".snakemake").glob("locks/*"))
+    again = snakemake(workflow_dir, "--cores", "2", target, "--rerun-incomplete")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(pd.read_csv(workflow_dir / target).query("role == 'student'")) == 1

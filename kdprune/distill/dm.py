@@ -53,6 +53,21 @@ def embedding_match(net: torch.nn.Module, x_real: torch.Tensor, x_syn: torch.Ten
     return ((mean_real - net.features(x_syn).mean(0)) ** 2).sum()
 
 
+def dm_update(pool: RealPool, image_syn: torch.Tensor, optimizer_img, ipc: int, iteration: int, settings: dict, gen: dict, params) -> float:
+    """One iteration: a fresh, untrained ConvNet; every class matched once; one SGD step on the
+    synthetic images. Returns the loss summed over the classes."""
+    net = fresh_network(pool, settings, gen["net"])
+    net.requires_grad_(False)
+    loss = torch.zeros((), device=image_syn.device)
+    for c in range(pool.num_classes):
+        x_real, x_syn = matched_batches(pool, image_syn, c, ipc, net, iteration, "dm", settings, gen, params)
+        loss = loss + embedding_match(net, x_real, x_syn)
+    optimizer_img.zero_grad()
+    loss.backward()
+    optimizer_img.step()
+    return loss.item()
+
+
 def distill_dm(real, subset, ipc: int, settings: dict | None, seed: int, device, log=print) -> dict:
     """Distil `ipc` images per class from the training images `subset` of `real` by matching mean embeddings."""
     s = settings_of(DEFAULTS, settings, log)
@@ -69,16 +84,7 @@ def distill_dm(real, subset, ipc: int, settings: dict | None, seed: int, device,
     log(f"dm: {pool.num_classes} classes x {ipc} ipc from {len(pool.labels)} real images; dsa {strategy or 'off'}")
 
     for it in range(s["iterations"] + 1):
-        net = fresh_network(pool, s, gen["net"])
-        net.requires_grad_(False)
-        loss = torch.zeros((), device=device)
-        for c in range(pool.num_classes):
-            x_real, x_syn = matched_batches(pool, image_syn, c, ipc, net, it, "dm", s, gen, params)
-            loss = loss + embedding_match(net, x_real, x_syn)
-        optimizer_img.zero_grad()
-        loss.backward()
-        optimizer_img.step()
-        history.append(loss.item() / pool.num_classes)
+        history.append(dm_update(pool, image_syn, optimizer_img, ipc, it, s, gen, params) / pool.num_classes)
         if s["log_every"] and it % s["log_every"] == 0:
             log(f"dm iter {it:05d}/{s['iterations']} loss {history[-1]:.4f}")
 

@@ -18,7 +18,8 @@ a trained teacher, `settings["teacher_model"]`: its config block must name one a
 Selection rules: `rule(order, sorted_scores, k, settings, rng) -> kept indices` (kdprune.pruning.selection).
 Declaration metadata: `needs_cutoff` (the rule first drops the samples a second score marks as
 suspect); `equal_budget` (every class gets the same k = int(N / C * keep), N samples, C classes,
-capped at the class's size, instead of round(keep * n_c))."""
+capped at the class's size, instead of round(keep * n_c)); `floor_drop` (BiLP's drop.py: every
+class drops int(d * n_c), d = 1 - keep as the decimal of its --drop_ratio, and keeps the rest)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ RULES.declare("medium", "kdprune.pruning.selection:keep_medium")
 RULES.declare("ccs", "kdprune.pruning.selection:keep_ccs", needs_cutoff=True)
 # equal_budget: MDSLR's medium window gives every class the same k = int(N / C * keep)
 RULES.declare("mdslr", "kdprune.pruning.selection:keep_mdslr", equal_budget=True)
+# floor_drop: BiLP's drop.py count per class, n_c - int(d * n_c), d = 1 - keep as a decimal; ties drop the lower index first
+RULES.declare("bilp_drop_small", "kdprune.pruning.selection:bilp_drop_small", floor_drop=True)
+RULES.declare("bilp_drop_large", "kdprune.pruning.selection:bilp_drop_large", floor_drop=True)
 
 
 def score_and_extras(result: Any) -> tuple[Any, dict]:

@@ -6,7 +6,9 @@ Rules (higher score = harder): `hardest` keeps the top scores, `easiest` the bot
 Class-balanced by default: every class keeps round(keep * its size) samples (at least one), so
 pruning does not change the class prior; a rule declared with `equal_budget` (mdslr) instead gives
 every class k = int(N / C * keep) (N samples, C classes present, at least one), or all of a class
-that has no more than k samples (keep 1.0: everything). Ties are broken by sample index (stable sort).
+that has no more than k samples (keep 1.0: everything); one declared with `floor_drop` (BiLP's
+drop.py) drops int(d * n_c) of a class, d = 1 - keep as a decimal, and keeps the rest (at least
+one). Ties are broken by sample index (stable sort).
 
 A rule is `rule(order, sorted_scores, k, settings, rng) -> kept indices`: `order` holds one group's
 sample indices sorted from easiest to hardest, `settings` the `selection:` block of the config."""
@@ -47,6 +49,25 @@ def keep_mdslr(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: d
     return order[middle - (k - upper) : middle + upper]
 
 
+def bilp_drop_small(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: dict, rng) -> np.ndarray:
+    """BiLP's `<utility>_small` (silicx/GoldFromOres-BiLP, drop_utils/drop.py): drop the n - k
+    smallest scores, keep the k largest. drop.py sorts the class's indices (ascending) with Python's
+    stable `sorted` by the score and drops the left end, so among equal scores the lower index is
+    dropped first: the same subset as `hardest` with `order` (ties by index). Its k (declared
+    `floor_drop`) is computed by select_indices."""
+    return order[len(order) - k :]
+
+
+def bilp_drop_large(order: np.ndarray, sorted_scores: np.ndarray, k: int, settings: dict, rng) -> np.ndarray:
+    """BiLP's `<utility>_large` (drop_utils/drop.py): drop the n - k largest scores, keep the k
+    smallest. drop.py negates the scores and drops the left end of the stable sort, so among equal
+    scores the lower index is again dropped first, i.e. the higher indices are kept (`easiest` keeps
+    the lower ones). `order` has ties by ascending index; a stable sort of it by the negated score
+    reproduces drop.py's order (largest first, ties by ascending index)."""
+    largest_first = order[np.argsort(-sorted_scores, kind="stable")]
+    return largest_first[len(order) - k :]
+
+
 def select_indices(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -74,10 +95,19 @@ def select_indices(
     # product floored, as the original computes it); keep 1.0 is the whole set, as its ratio 100
     equal = RULES.meta(rule).get("equal_budget") and keep < 1.0
     share = max(1, int(len(scores) / len(groups) * keep))
+    # BiLP's drop.py: a class drops int(drop_ratio * n_c) with the --drop_ratio its scripts take as a
+    # decimal (keep 0.8 -> 0.2, not the float 1 - 0.8 = 0.19999999999999996), and keeps the rest
+    floor_drop = RULES.meta(rule).get("floor_drop")
+    drop_ratio = round(1.0 - keep, 10)
     rng = np.random.default_rng(seed)
     kept = []
     for members in groups:
-        k = min(share, len(members)) if equal else max(1, int(round(keep * len(members))))
+        if equal:
+            k = min(share, len(members))
+        elif floor_drop:
+            k = max(1, len(members) - int(drop_ratio * len(members)))
+        else:
+            k = max(1, int(round(keep * len(members))))
         order = members[np.argsort(scores[members], kind="stable")]  # easiest ... hardest
         kept.append(pick(order, scores[order], k, settings, rng))
     return np.sort(np.concatenate(kept))

@@ -11,6 +11,19 @@ into one network (kdprune.train.stacking), counting every student's images.
 
 Timings exclude start-up (worker spawn, cuDNN autotuning, graph capture): `warmup` steps run first.
 Images are random uint8 32x32 (throughput does not depend on content) unless --data names a dataset.
+
+Dataset distillation (`run_dd_bench`, `bench --dd`; P4): DM's matching step (kdprune.distill.dm) in
+synthetic-set updates per second (one update: every class matched once, one SGD step on the
+synthetic images), with ConvNet-3 and DSA on, two ways. "original-style" handles the data as
+VICO-UoE/DatasetCondensation `main_DM.py` does: the training set standardised once into a float
+tensor on the device (`images_all`), per class a Python list of indices (`indices_class`), and
+`get_images` = numpy's permutation of that list, cut to batch_real, indexing the device tensor.
+kdprune's path is `distill_dm`'s loop: the `RealPool` resident on the device, batches drawn with a
+seeded torch generator through `matched_batches` (with the filter hook). Both are eager fp32 and use
+kdprune's ConvNet and DSA, so the two rows differ in data handling only. Then the evaluation
+protocol's training (kdprune.distill.evaluate `train_models`, what `evaluate_synthetic` times) of
+`num_eval` ConvNets on an IPC set with non-Siamese DSA, plain (one model after another) vs stacked
+(one vmapped network), in models x passes per second.
 """
 
 from __future__ import annotations
@@ -23,6 +36,11 @@ import torch
 
 from kdprune.data import augmentation_of
 from kdprune.data.images import ImageData, load_dataset
+from kdprune.distill.dm import DEFAULTS as DM_DEFAULTS
+from kdprune.distill.dm import dm_update
+from kdprune.distill.dsa import DEFAULT_STRATEGY, DSAParams, diff_augment, draw, with_draw
+from kdprune.distill.evaluate import train_models
+from kdprune.distill.synthetic import RealPool, generators, initial_images
 from kdprune.losses import make_loss
 from kdprune.models import create_model
 from kdprune.train.accel import Accel, resolve_accel
@@ -35,7 +53,7 @@ from kdprune.train.step import WARMUP_STEPS, ResidentBatches, StepRunner
 class Result:
     pair: str
     path: str
-    images_per_s: float  # student images per second (all students of a stack)
+    images_per_s: float  # student images per second (all students of a stack); DD rows: the unit their pair names
     note: str = ""
 
 
@@ -225,16 +243,140 @@ def run_bench(
     return results
 
 
-def format_results(results: list[Result], device: torch.device, batch: int) -> str:
+def format_results(
+    results: list[Result],
+    device: torch.device,
+    batch: int,
+    about: str | None = None,
+    columns: tuple[str, str, str] = ("teacher -> student", "student img/s", "x reference"),
+) -> str:
+    """A Markdown table; every row's ratio is to the first row of its pair. `about` and `columns`
+    (first column, rate, ratio) describe other rows than KD's (the DD rows: `DD_ABOUT`, `DD_COLUMNS`)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    first, rate, ratio = columns
     lines = [
-        f"device: {name}; torch {torch.__version__}; batch {batch} per student; KD alpha 0.9, T 4",
+        f"device: {name}; torch {torch.__version__}; {about or f'batch {batch} per student; KD alpha 0.9, T 4'}",
         "",
-        "| teacher -> student | path | student img/s | x reference | note |",
+        f"| {first} | path | {rate} | {ratio} | note |",
         "|---|---|---|---|---|",
     ]
     ref = {}
     for r in results:
         ref.setdefault(r.pair, r.images_per_s)
-        lines.append(f"| {r.pair} | {r.path} | {r.images_per_s:,.0f} | {r.images_per_s / ref[r.pair]:.2f} | {r.note} |")
+        rate = f"{r.images_per_s:,.0f}" if r.images_per_s >= 100 else f"{r.images_per_s:.3g}"  # DD rates can be below 1
+        lines.append(f"| {r.pair} | {r.path} | {rate} | {r.images_per_s / ref[r.pair]:.2f} | {r.note} |")
     return "\n".join(lines)
+
+
+# -- dataset distillation (P4): DM's matching step and the evaluation protocol --------------------
+
+DD_ABOUT = "ConvNet-3 (width 128), DSA on, eager fp32"
+DD_COLUMNS = ("DD step (rate unit)", "per second", "x original")
+EVAL_SETTINGS = {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "batch": 256}  # evaluate_synset's
+
+
+def original_dm(data: ImageData, ipc: int, batch_real: int, device: torch.device, warmup: int, steps: int) -> float:
+    """Synthetic-set updates per second of main_DM.py's loop (ConvNet branch), its data handling as
+    written there; the network and DSA are kdprune's (one Siamese draw per class, as its seed does)."""
+    norm = data.normalizer(device)
+    chunk = 4096  # dst_train's ToTensor + Normalize once, then torch.cat(images_all).to(device)
+    images_all = torch.cat([norm(data.x_train[i : i + chunk].to(device)) for i in range(0, len(data.y_train), chunk)])
+    indices_class = [[] for _ in range(data.num_classes)]
+    for i, lab in enumerate(data.y_train.tolist()):
+        indices_class[lab].append(i)
+    numpy_rng, dsa_gen, params = np.random.RandomState(0), torch.Generator().manual_seed(0), DSAParams()
+
+    def get_images(c: int, n: int) -> torch.Tensor:
+        idx_shuffle = numpy_rng.permutation(indices_class[c])[:n]
+        return images_all[idx_shuffle]
+
+    size = data.image_size
+    image_syn = torch.cat([get_images(c, ipc) for c in range(data.num_classes)]).requires_grad_(True)
+    optimizer_img = torch.optim.SGD([image_syn], lr=1.0, momentum=0.5)
+
+    def update():
+        net = create_model("ConvNet", data.num_classes, data.channels, image_size=size).to(device).train()  # get_network
+        net.requires_grad_(False)
+        loss = torch.tensor(0.0).to(device)
+        for c in range(data.num_classes):
+            img_real = get_images(c, batch_real)
+            img_syn = image_syn[c * ipc : (c + 1) * ipc]
+            augment = with_draw(draw(DEFAULT_STRATEGY, 1, size, size, dsa_gen, params), params)
+            img_real, img_syn = augment(img_real), augment(img_syn)
+            output_real = net.features(img_real).detach()
+            output_syn = net.features(img_syn)
+            loss = loss + torch.sum((torch.mean(output_real, dim=0) - torch.mean(output_syn, dim=0)) ** 2)
+        optimizer_img.zero_grad()
+        loss.backward()
+        optimizer_img.step()
+        loss.item()  # the original's loss_avg
+
+    return 1.0 / _timed(update, warmup, steps, device)
+
+
+def kdprune_dm(data: ImageData, ipc: int, batch_real: int, device: torch.device, warmup: int, steps: int) -> float:
+    """Synthetic-set updates per second of kdprune.distill.dm.distill_dm's loop (the RealPool on the device)."""
+    settings = {**DM_DEFAULTS, "batch_real": batch_real}
+    gen = generators(0, "data", "net", "dsa")
+    params = DSAParams()
+    pool = RealPool(data, np.arange(len(data.y_train)), device)
+    images, _ = initial_images(pool, ipc, "real", gen["data"])
+    image_syn = images.detach().clone().requires_grad_(True)
+    optimizer_img = torch.optim.SGD([image_syn], lr=settings["lr_img"], momentum=settings["momentum_img"])
+    iteration = 0
+
+    def update():
+        nonlocal iteration
+        dm_update(pool, image_syn, optimizer_img, ipc, iteration, settings, gen, params)
+        iteration += 1
+
+    return 1.0 / _timed(update, warmup, steps, device)
+
+
+def evaluation_rate(data: ImageData, ipc: int, num_eval: int, epochs: int, path: str, device: torch.device) -> float:
+    """Models x passes per second of the evaluation protocol's training (`train_models`, the part
+    `evaluate_synthetic` reports as train_seconds) on a random IPC set, after an untimed one-pass run."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(data.num_classes * ipc, data.channels, data.image_size, data.image_size, generator=g)
+    labels = torch.arange(data.num_classes).repeat_interleave(ipc)
+    settings = {**EVAL_SETTINGS, "num_eval": num_eval, "path": path, "augment": lambda x, gen: diff_augment(x, DEFAULT_STRATEGY, gen)}
+    train_models(images, labels, data, {**settings, "epochs": 0}, 0, device)  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    train_models(images, labels, data, {**settings, "epochs": epochs}, 0, device)
+    _sync(device)
+    return num_eval * (epochs + 1) / (time.perf_counter() - t0)
+
+
+def run_dd_bench(
+    device: torch.device,
+    ipc: int = 10,
+    batch_real: int = 256,
+    num_eval: int = 4,
+    eval_epochs: int = 20,
+    warmup: int = 2,
+    steps: int = 20,
+    data_spec: str | None = None,
+    n_images: int = 50_000,
+    log=print,
+) -> list[Result]:
+    """DM's matching step, original-style vs kdprune's, and the evaluation's training, plain vs
+    stacked; rows for format_results(..., about=DD_ABOUT, columns=DD_COLUMNS)."""
+    data = load_dataset(data_spec) if data_spec else synthetic_cifar(n_images)
+    match = f"DM matching, IPC {ipc}, batch_real {batch_real} (synthetic-set updates)"
+    evaluation = f"evaluation, {num_eval} ConvNets, IPC {ipc}, {eval_epochs + 1} passes (models x passes)"
+    rows = [
+        (
+            match,
+            "original-style (main_DM.py: images_all on the device, numpy permutation per class)",
+            lambda: original_dm(data, ipc, batch_real, device, warmup, steps),
+        ),
+        (match, "kdprune (distill_dm: RealPool on the device, seeded torch draws)", lambda: kdprune_dm(data, ipc, batch_real, device, warmup, steps)),
+        (evaluation, "plain (one model after another)", lambda: evaluation_rate(data, ipc, num_eval, eval_epochs, "plain", device)),
+        (evaluation, f"stacked ({num_eval} models, vmap)", lambda: evaluation_rate(data, ipc, num_eval, eval_epochs, "stacked", device)),
+    ]
+    results = []
+    for pair, path, measure in rows:
+        results.append(Result(pair, path, measure()))
+        log(f"  {pair}: {path}: {results[-1].images_per_s:,.2f}/s")
+    return results

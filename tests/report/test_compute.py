@@ -9,7 +9,7 @@ from workflow_helpers import REPO
 from kdprune.files import write_json
 from kdprune.plan.config import load, normalise
 from kdprune.report.compute import compute_summary, estimate_grid
-from kdprune.train.bench import format_results, run_bench
+from kdprune.train.bench import DD_ABOUT, DD_COLUMNS, format_results, run_bench, run_dd_bench
 
 
 def test_compute_summary_counts_shared_jobs_once_in_the_total(tmp_path):
@@ -88,6 +88,14 @@ def test_bench_runs_every_path_on_the_cpu():
     assert "table:" in results[3].note and [r.note for r in results[6:]] == ["P3"] * 3  # KD + LR, DKD, DKD + LR
     table = format_results(results, torch.device("cpu"), 16)
     assert table.count("| resnet8 -> resnet8 |") == 9 and "| 1.00 |" in table
+
+
+def test_dd_bench_times_dm_matching_and_the_evaluation_both_ways_on_the_cpu():
+    results = run_dd_bench(torch.device("cpu"), ipc=2, batch_real=8, num_eval=2, eval_epochs=1, warmup=1, steps=1, n_images=200, log=lambda m: None)
+    assert [r.path.split(" ")[0] for r in results] == ["original-style", "kdprune", "plain", "stacked"]
+    assert all(r.images_per_s > 0 for r in results) and results[0].pair == results[1].pair != results[2].pair == results[3].pair
+    table = format_results(results, torch.device("cpu"), 16, about=DD_ABOUT, columns=DD_COLUMNS)
+    assert "| DD step (rate unit) | path | per second | x original | note |" in table and table.count("| 1.00 |") >= 2
 
 
 def test_view_counts_come_from_each_datasets_augmentation():
