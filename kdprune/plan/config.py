@@ -85,6 +85,8 @@ def paper_path(paper: str, base_dir: Path) -> Path:
 
 
 def _read_paper(paper: str, base_dir: Path, presets: dict) -> tuple[dict, str]:
+    if not isinstance(paper, str) or not paper:  # read before the schema check: refuse what is no name
+        raise ConfigError(f"config: papers: {paper!r} is not allowed: a paper id (e.g. P1) or the path of a paper file")
     path = paper_path(paper, base_dir)
     if not path.is_file():
         known = sorted(p.stem for p in PAPERS_DIR.glob("*.yaml"))
@@ -114,7 +116,12 @@ def assemble(raw: dict, overrides: dict, preset: str, base_dir: Path) -> tuple[d
     cfg = deep_merge(cfg, {k: v for k, v in overrides.items() if k not in ("experiments", "claims")})
     entries: dict[str, dict] = {"experiments": {}, "claims": {}}
     sources: dict[str, str] = {}
-    for paper in cfg.get("papers") or []:
+    papers = cfg.get("papers") or []
+    if not isinstance(papers, list):  # read before the schema check
+        raise ConfigError(
+            f"config: papers = {papers!r} is not allowed: a non-empty list of paper ids (workflow/papers/<id>.yaml) or paths of paper files"
+        )
+    for paper in papers:
         doc, where = _read_paper(paper, base_dir, presets)
         for kind, target in entries.items():
             for name, entry in (doc.get(kind) or {}).items():
@@ -146,8 +153,11 @@ def resolve(raw: dict, overrides: dict | None = None, base_dir: str | Path = "."
     presets = raw.get("presets")
     if not isinstance(presets, dict) or not presets:
         raise ConfigError("config: presets is missing or empty; allowed: a mapping of preset name -> overrides")
+    shapeless = next((name for name, body in presets.items() if body is not None and not isinstance(body, dict)), None)
+    if shapeless is not None:
+        raise ConfigError(f"config: presets.{shapeless} = {presets[shapeless]!r} is not allowed: a mapping of the keys it overrides (or nothing)")
     preset = overrides.get("preset", raw.get("preset"))
-    if preset not in presets:
+    if not isinstance(preset, str) or preset not in presets:
         raise ConfigError(f"config: preset = {preset!r} is not allowed: one of {', '.join(presets)}")
     chosen = None
     for name in [preset, *(p for p in presets if p != preset)]:
