@@ -5,8 +5,10 @@ split over several sessions or machines is committed claim by claim:
 
 It takes every claim of `paper` whose verdict file exists: its table, markdown, figure and
 verdict, its adaptive rounds' decisions, and the runs of every runs table the run wrote (students,
-plus the teachers given with --teachers), then writes the ledger of those claims. Earlier content
-of `out` for these files is replaced; the folder's README is the author's."""
+plus the teachers given with --teachers). What `out` already holds is kept: a claim collected again
+is replaced (its files and its rounds), the runs are merged (a run folder collected again is
+replaced), and the ledger is rewritten from every claim now in `out`. So a fresh clone that ran
+only some claims (another session) adds them. The folder's README is the author's."""
 
 from __future__ import annotations
 
@@ -35,15 +37,13 @@ def main() -> None:
     verdicts = sorted((results / "claims" / args.paper).glob("*.json"))
     if not verdicts:
         sys.exit(f"no finished claim of {args.paper} under {results / 'claims'}")
-    for old in (args.paper, "replicates", "claims.md", "claims.csv", "claims.json", "runs.csv"):
-        path = args.out / old
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    (args.out / args.paper).mkdir(parents=True)
+    (args.out / args.paper).mkdir(parents=True, exist_ok=True)
     for verdict in verdicts:
         claim = verdict.stem
         for ext in ("md", "csv", "png"):
             shutil.copy(figures / args.paper / f"{claim}.{ext}", args.out / args.paper / f"{claim}.{ext}")
         shutil.copy(verdict, args.out / args.paper / f"{claim}.verdict.json")
+        shutil.rmtree(args.out / "replicates" / claim, ignore_errors=True)  # this run's rounds replace earlier ones
         for decision in sorted((results / "replicates" / claim).glob("round*.json")):
             (args.out / "replicates" / claim).mkdir(parents=True, exist_ok=True)
             shutil.copy(decision, args.out / "replicates" / claim / decision.name)
@@ -54,9 +54,12 @@ def main() -> None:
 
         teachers = runs_frame([results / t / "metrics.json" for t in args.teachers], args.preset)
         runs = pd.concat([teachers, runs]).drop_duplicates("run_dir", keep="last")
+    if (args.out / "runs.csv").is_file():  # earlier sessions' runs stay; a run collected again is replaced
+        runs = pd.concat([pd.read_csv(args.out / "runs.csv"), runs]).drop_duplicates("run_dir", keep="last")
     runs.sort_values(["role", "run_dir"]).to_csv(args.out / "runs.csv", index=False)
-    subprocess.run([sys.executable, "-m", "kdprune", "ledger", "--out-dir", str(args.out), *map(str, verdicts)], check=True)
-    print(f"{len(verdicts)} claims ({', '.join(v.stem for v in verdicts)}), {len(runs)} runs -> {args.out}")
+    every = sorted((args.out / args.paper).glob("*.verdict.json"))
+    subprocess.run([sys.executable, "-m", "kdprune", "ledger", "--out-dir", str(args.out), *map(str, every)], check=True)
+    print(f"{len(verdicts)} claims collected ({', '.join(v.stem for v in verdicts)}), {len(every)} in {args.out}, {len(runs)} runs")
 
 
 if __name__ == "__main__":
