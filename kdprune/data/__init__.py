@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdprune.registry import Registry
+from kdprune.registry import Registry, import_target
 
 
 class DatasetMissing(FileNotFoundError):
@@ -71,8 +71,6 @@ def check_dataset(spec: str) -> None:
     name, arg, _ = split_spec(spec)
     check = DATASETS.meta(name).get("check")
     if check:
-        from kdprune.registry import import_target
-
         import_target(check)(arg)
 
 

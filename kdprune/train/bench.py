@@ -204,7 +204,7 @@ def view_table_seconds_per_image(teacher_arch: str, data: ImageData, device: tor
 
 
 # P3's distillers on the same path as plain KD: their overhead is the step's loss, nothing else
-DISTILLERS = {"KD + label revision (eta 0.8)": ("kd", {"revise": 0.8}), "DKD": ("dkd", {}), "DKD + label revision": ("dkd", {"revise": 0.8})}
+P3_LOSSES = {"KD + label revision (eta 0.8)": ("kd", {"revise": 0.8}), "DKD": ("dkd", {}), "DKD + label revision": ("dkd", {"revise": 0.8})}
 
 
 def run_bench(
@@ -236,7 +236,7 @@ def run_bench(
             ("kdprune fast + teacher views", dict(accel=accel, views=True), table_note),
             (f"kdprune fast, {stack} students stacked", dict(accel=accel, stack=stack), ""),
             (f"kdprune fast + views, {stack} students stacked", dict(accel=accel, stack=stack, views=True), ""),
-            *((f"kdprune fast + views, {name}", dict(accel=accel, views=True, loss=loss), "P3") for name, loss in DISTILLERS.items()),
+            *((f"kdprune fast + views, {name}", dict(accel=accel, views=True, loss=loss), "P3") for name, loss in P3_LOSSES.items()),
         ]:
             results.append(Result(pair, path, kdprune_kd(student, teacher, data, batch, device, warmup=warmup, steps=steps, **kwargs), note))
             log(f"  {pair}: {path}: {results[-1].images_per_s:,.0f} img/s")
