@@ -27,6 +27,7 @@ localrules:
     figure,
     ledger,
     compute,
+    distilled_images,
 
 
 rule all_figures:
@@ -37,3 +38,4 @@ rule all_figures:
         figures=expand(f"{FIGURES}/{{claim}}.png", claim=PLAN.claim_paths(with_figure=True)),
         runs=f"{RESULTS}/runs.csv",
         compute=f"{FIGURES}/compute.md",
+        distilled=list(DISTILLED_FIGURES),

@@ -58,8 +58,9 @@ def cmd_claim(args) -> None:
     from kdprune.plan import Plan
     from kdprune.report.verdicts import evaluate_claim_files
 
-    runs, *decisions = map(Path, args.runs)
-    evaluate_claim_files(Plan.read(args.plan).claim_spec(args.claim), runs, Path(args.table), Path(args.verdict), decisions)
+    runs, *rest = map(Path, args.runs)
+    decisions, measured = [p for p in rest if p.suffix == ".json"], [p for p in rest if p.suffix == ".npz"]
+    evaluate_claim_files(Plan.read(args.plan).claim_spec(args.claim), runs, Path(args.table), Path(args.verdict), decisions, measured)
 
 
 def cmd_figure(args) -> None:
@@ -67,6 +68,21 @@ def cmd_figure(args) -> None:
     from kdprune.report.figures import draw_figure
 
     draw_figure(Plan.read(args.plan).claim_spec(args.claim), Path(args.runs), Path(args.out))
+
+
+def cmd_show_distilled(args) -> None:
+    from kdprune.report.figures import draw_distilled_images
+
+    if args.plan:  # the workflow's figure: the sets the plan shows in it
+        from kdprune.plan import Plan
+
+        plan = Plan.read(args.plan)
+        sets, base = plan.distilled_figures()[args.out], Path(plan.results)
+    else:
+        sets, base = args.sets, Path(args.base) if args.base else None
+    if not sets:
+        raise SystemExit("kdprune show-distilled: give synthetic.pt files, or --plan and the --out of one of its figures")
+    draw_distilled_images([Path(p) for p in sets], Path(args.out), args.title, base)
 
 
 def cmd_ledger(args) -> None:
@@ -141,13 +157,26 @@ def cmd_check_config(args) -> None:
     )
 
 
+def cmd_forkserver(args) -> None:
+    from kdprune.forkserver import serve
+
+    serve(args.socket, args.parent)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "forkserver" not in argv[:1]:  # a local run's fork server, when there is one, runs the command
+        from kdprune.forkserver import run_through_server
+
+        status = run_through_server(argv)
+        if status is not None:
+            return status
     parser = argparse.ArgumentParser(prog="kdprune", description=__doc__)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     sub = parser.add_subparsers(dest="verb", required=True)
 
     p = sub.add_parser("run", help="run one compute job of the plan: a teacher, its view table, a score, or a grid point's students")
-    p.add_argument("kind", help="the job kind (kdprune.plan.kinds): teacher, teacher_views, score, student")
+    p.add_argument("kind", help="the job kind (kdprune.plan.kinds): teacher, teacher_views, score, distilled, student")
     p.add_argument("--plan", required=True, help="results/<preset>/plan.json (written by the workflow)")
     p.add_argument("--key", required=True, help="the job's key: its folder (score: its file) under results/<preset>/")
     p.add_argument("--settings", help="the settings hash the job was scheduled with; a different one in the plan stops the job")
@@ -183,6 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("show-distilled", help="distilled sets (synthetic.pt files) as an image grid, a column per class")
+    p.add_argument("--out", required=True)
+    p.add_argument("--title", default="distilled images")
+    p.add_argument("--base", help="label each set by its folder relative to this one")
+    p.add_argument("--plan", help="a plan file: draw the sets of its figure --out (what the workflow does)")
+    p.add_argument("sets", nargs="*", help="synthetic.pt files")
+    p.set_defaults(func=cmd_show_distilled)
 
     p = sub.add_parser("ledger", help="the claims ledger from verdict files")
     p.add_argument("--out-dir", required=True)
@@ -224,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="paper", help="the preset to estimate (default: %(default)s)")
     p.add_argument("--measured", required=True, help="runs.csv of a finished grid on the target device (e.g. results/small/runs.csv)")
     p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser("forkserver", help="serve a local run's jobs from a process with torch imported (kdprune/forkserver.py)")
+    p.add_argument("--socket", required=True, help="the Unix socket to listen on (jobs find it in KDPRUNE_FORKSERVER)")
+    p.add_argument("--parent", type=int, help="serve while this process runs (default: the process that started the server)")
+    p.set_defaults(func=cmd_forkserver)
 
     p = sub.add_parser("check-config", help="validate config.yaml and its paper files, count the grid's jobs")
     p.add_argument("--config", default="config.yaml")

@@ -1,10 +1,14 @@
 """Fixtures shared by every test module (helpers: workflow_helpers.py)."""
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from workflow_helpers import CIFAR_SUBSET, REPO, copy_workflow, snakemake
+
+from kdprune.forkserver import ENV
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,14 @@ def workflow_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The smoke preset run once per test session on this machine (2 cores), in a private copy;
-    the end-to-end test checks its outputs and the SLURM test compares its own run with it."""
+    """The smoke preset run once per test session on this machine (2 cores), in a private copy,
+    its jobs served by a fork server as the main job's are (scripts/main.sh); the end-to-end test
+    checks its outputs and the SLURM test compares its own run with it."""
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    return workdir, snakemake(workdir, "--cores", "2", "all_figures", timeout=1800)
+    socket = str(workdir / "forkserver.sock")
+    server = subprocess.Popen([sys.executable, "-m", "kdprune", "forkserver", "--socket", socket, "--parent", str(os.getpid())])
+    try:
+        return workdir, snakemake(workdir, "--cores", "2", "all_figures", timeout=1800, env={ENV: socket})
+    finally:
+        server.kill()
+        server.wait()

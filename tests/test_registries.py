@@ -67,6 +67,7 @@ KNOWN_META = {
     "SCORES": {"min_epoch", "needs_teacher", "reads_file"},
     "RULES": {"needs_cutoff", "equal_budget", "floor_drop"},
     "MODELS": {"sized"},
+    "DISTILLERS": {"dsa"},
 }
 ENTRIES = [pytest.param(reg, name, id=f"{reg}:{name}") for reg, registry in REGISTRIES.items() for name in registry.names()]
 

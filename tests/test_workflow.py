@@ -141,6 +141,9 @@ P3_CLAIM_JOBS = {  # claim: (student jobs, teachers, score jobs)
 }
 
 
+DIGITS_CLASS_SIZES = (134, 137, 134, 145, 132, 137, 136, 132, 130, 130)  # the 1347 training images of digits, by class
+
+
 def claim_jobs(workflow_dir, claim: str, *config: str) -> tuple[int, int, int]:
     """(student jobs, teachers, score jobs) of one claim table's dry run."""
     preset = next((c.split("=")[1] for c in config if c.startswith("preset=")), "smoke")
@@ -155,6 +158,46 @@ def test_dry_run_of_each_p2_and_p3_claim_table(workflow_dir, claim):
     assert claim_jobs(workflow_dir, claim) == {**P2_CLAIM_JOBS, **P3_CLAIM_JOBS}[claim]
 
 
+# P4 on smoke, counted by hand (digits, DC, 3 seeds per job; a distilled-set job makes a grid point's
+# 3 sets, an evaluation job evaluates them): loss_converge and loss_init are one score each for
+# every seed (score_seed: fixed), random one per seed.
+P4_CLAIM_JOBS = {  # claim: (evaluation jobs, distilled-set jobs, score jobs)
+    # full; random and largest-loss drop at keep 0.1 and 0.015 (2 images per class); scores random x3, loss_converge
+    **dict.fromkeys(["P4-C1a", "P4-C1b", "P4-C2"], (5, 5, 4)),
+    "P4-C3": (2, 2, 2),  # loss_init and loss_converge at keep 0.1
+    **dict.fromkeys(["P4-C4a", "P4-C4b"], (4, 4, 1)),  # at keep 0.1: ite off, and 0.1 with both, small, large tails
+    "P4-C5a": (4, 4, 1),  # IPC 1, 10 x (full, largest-loss drop at keep 0.5)
+}
+
+
+def distillation_jobs(workflow_dir, claim: str, *config: str) -> tuple[int, int, int]:
+    """(evaluation jobs, distilled-set jobs, score jobs) of one P4 claim table's dry run."""
+    preset = next((c.split("=")[1] for c in config if c.startswith("preset=")), "smoke")
+    out = snakemake(workflow_dir, "-n", f"paper_figures/{preset}/P4/{claim}.md", *(("--config", *config) if config else ()))
+    assert out.returncode == 0, out.stderr
+    counts = job_counts(out.stdout + out.stderr)
+    assert "teacher" not in counts
+    return sum(n for rule, n in counts.items() if rule.startswith("student")), counts["distilled"], counts.get("score", 0)
+
+
+@pytest.mark.parametrize("claim", P4_CLAIM_JOBS)
+def test_dry_run_of_each_p4_claim_table(workflow_dir, claim):
+    assert distillation_jobs(workflow_dir, claim) == P4_CLAIM_JOBS[claim]
+
+
+def test_dry_run_of_p4_in_the_paper_preset(workflow_dir):
+    """CIFAR-10/100 by dry run, counted by hand. Static: random, largest- and smallest-loss drops at 5
+    keeps (0.5 ... 0.0004: 2 images per class) + the full data = 16 grid points; the early loss at
+    keep 0.5 and 0.1: + 2; the causal effect (beta 0.1, three tails) at keep 0.5: + 3; IPC 10 and 50
+    with and without pruning: + 4; CIFAR-100 at IPC 1 and 10: + 4. 29 grid points, each one
+    distilled-set job and one evaluation job of 3 seeds (adaptive replicates start at 3); scores:
+    CIFAR-10 random x3, loss_converge, loss_init, CIFAR-100 loss_converge."""
+    counts = {claim: distillation_jobs(workflow_dir, claim, "preset=paper") for claim in ("P4-C1a", "P4-C4a", "P4-C5a", "P4-C5b")}
+    assert counts == {"P4-C1a": (16, 16, 4), "P4-C4a": (4, 4, 1), "P4-C5a": (6, 6, 1), "P4-C5b": (4, 4, 1)}
+    whole = job_counts(snakemake(workflow_dir, "-n", "all_figures", "--config", "preset=paper", "papers=[P4]").stdout)
+    assert (whole["student"], whole["distilled"], whole["score"], whole["claim"]) == (29, 29, 6, 8)
+
+
 def test_dry_run_of_p3_in_the_paper_preset(workflow_dir):
     """The CRD pairs on CIFAR-100 (resnet56 -> resnet20, resnet32x4 -> resnet8x4, wrn_40_2 ->
     wrn_16_2, vgg13 -> vgg8), counted by hand: the wrappers 4 pairs x 8 = 32 jobs, eta 4 x 3 = 12,
@@ -166,8 +209,8 @@ def test_dry_run_of_p3_in_the_paper_preset(workflow_dir):
     assert sum(n for rule, n in whole.items() if rule.startswith("student")) == 72 and whole["score"] == 4
 
 
-@pytest.mark.parametrize("stack_seeds, student_jobs", [("off", 225), ("auto", 75)])
-def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs):
+@pytest.mark.parametrize("stack_seeds, student_jobs, distilled_jobs", [("off", 261, 36), ("auto", 87, 12)])
+def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs, distilled_jobs):
     out = snakemake(workflow_dir, "-n", "-p", "all_figures", "--config", f"stack_seeds={stack_seeds}")
     counts = job_counts(out.stdout + out.stderr)
     # Shared runs are one run: 78 + 18 (alpha, new) + 12 + 18 (capacity, chained) + 3 (teacher data,
@@ -180,8 +223,13 @@ def test_dry_run_of_the_whole_smoke_grid(workflow_dir, stack_seeds, student_jobs
     # P3 (the same resnet14 -> resnet8 pair, whole data): KD and DKD x LR off/on x DS off/on = 8;
     # eta 0.5 (0.8 is a wrappers point) = 1; alpha 0.5, 0.75 x scale 1, 2 at eta 0.8 = 3 new: 12
     # grid points, 36 runs. Scores: + ds_influence of the teacher (one); claims + 8.
+    # P4 (test_dry_run_of_each_p4_claim_table): 12 grid points of 3 seeds, each a distilled-set job
+    # and an evaluation job; scores + loss_converge, loss_init, random x3 (P1's random scores are
+    # keyed the same: shared); claims + 7, figures + 5.
     jobs = sum(n for rule, n in counts.items() if rule.startswith("student"))
-    assert (jobs, counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 13, 27, 23, 23)
+    assert (jobs, counts["teacher"], counts["score"], counts["claim"], counts["figure"]) == (student_jobs, 13, 29, 30, 28)
+    assert sum(n for rule, n in counts.items() if rule.startswith("distilled") and rule != "distilled_images") == distilled_jobs
+    assert counts["distilled_images"] == 4  # one image grid per P4 experiment
     assert counts["teacher_views"] == 10 and counts["compute"] == 1  # not P1-C7's 20% teachers (2 < 9 views)
     # Specs stay off the command line: each job looks itself up in the plan by kind and key.
     commands = [line for line in (out.stdout + out.stderr).splitlines() if "python -m kdprune" in line]
@@ -222,6 +270,8 @@ def test_smoke_preset_end_to_end(smoke_run):
     assert out.returncode == 0, out.stderr[-4000:]
 
     runs = pd.read_csv(workflow_dir / "results/smoke/runs.csv")
+    evaluations = runs[runs.distill.notna()]  # P4's distilled sets' evaluations: checked below
+    runs = runs[runs.distill.isna()]
     students, teachers = runs[runs.role == "student"], runs[runs.role == "teacher"]
     # 13 teachers: chained replicates of the two teacher-property experiments (P1-C6, P1-C7); P2's
     # resnet14 -> resnet8 pair reads the capacity ladder's resnet14 teacher (seed 0)
@@ -251,7 +301,8 @@ def test_smoke_preset_end_to_end(smoke_run):
     assert len(chained) == 21 and (chained.teacher_seed == chained.seed).all()
     compute = pd.read_csv(workflow_dir / "paper_figures/smoke/compute.csv")
     total = compute[compute.role == "all"].iloc[0]
-    assert total.runs == 13 + 10 + 27 + 225 and total.wall_hours > 0 and total.gpu_hours == 0
+    # + P4: 36 distilled sets and their 36 evaluations, 2 more scores
+    assert total.runs == 13 + 10 + 29 + 225 + 36 + 36 and total.wall_hours > 0 and total.gpu_hours == 0
     # P2: InfoBatch trains on fewer sample-steps than the full-data run it starts from; a reshaped
     # run names the k_y file it read; every KD run records the teacher-student gap on its kept images
     p2 = students[(students.teacher == "resnet14") & (students.loss == "kd") & (students.alpha == 0.9)]  # not P3's
@@ -262,7 +313,7 @@ def test_smoke_preset_end_to_end(smoke_run):
     assert (abs(infobatch.sample_steps - 0.7 * full) <= infobatch.epochs).all() and (infobatch.subset_size == 1347).all()
     assert (p2.subset_size * p2.epochs == p2.sample_steps)[p2.selection != "infobatch_at_keep"].all()
     assert set(p2.reshape) == {0.0, 1.0} and kd.ts_gap.notna().all() and kd.agreement_kept.between(0, 1).all()
-    assert set(compute.role) == {"teacher", "teacher views", "score", "student", "all"}
+    assert set(compute.role) == {"teacher", "teacher views", "score", "student", "distilled set", "all"}
 
     table = pd.read_csv(workflow_dir / "paper_figures/smoke/P1/P1-C1.csv")
     assert len(table) == 12 and (table.n_pairs == 3).all()  # 6 methods x 2 fractions (the claim is about pruned subsets)
@@ -294,7 +345,8 @@ def test_smoke_preset_end_to_end(smoke_run):
     p2_claims = ["P2-C1", "P2-C1h", "P2-C2", "P2-C3", "P2-C4a", "P2-C4b", "P2-C5"]
     p3_claims = ["P3-C1", "P3-C2a", "P3-C2b", "P3-C3a", "P3-C3b", "P3-C3c", "P3-C4a", "P3-C4b"]
     p1_claims = ["P1-C1", "P1-C2", "P1-C3", "P1-C4", "P1-C5", "P1-C5n", "P1-C6", "P1-C7"]
-    assert [v["claim"] for v in ledger] == [*p1_claims, *p2_claims, *p3_claims]
+    p4_claims = ["P4-C1a", "P4-C1b", "P4-C2", "P4-C3", "P4-C4a", "P4-C4b", "P4-C5a"]
+    assert [v["claim"] for v in ledger] == [*p1_claims, *p2_claims, *p3_claims, *p4_claims]
     (c1,) = [v for v in ledger if v["claim"] == "P2-C1"]  # the published number, whose setting smoke does not train
     assert c1["reported"][0]["value"] == 58.04 and c1["reported"][0]["status"] == "not in this preset's grid"
     assert all(v["verdict"] in {"supported", "not supported", "inconclusive"} and v["evidence"] is False for v in ledger)
@@ -326,6 +378,32 @@ def test_smoke_preset_end_to_end(smoke_run):
     assert "## Context: the training samples the teacher gets wrong" in (workflow_dir / "paper_figures/smoke/P3/P3-C2a.md").read_text()
     for claim in p3_claims:
         assert (workflow_dir / f"paper_figures/smoke/P3/{claim}.png").stat().st_size > 20_000
+
+    # P4: 12 grid points x 3 seeds, each an evaluation of its own distilled set, with the real images
+    # its distillation read (class-balanced keep, BiLP's per-class drop count) and the time it took
+    dd = evaluations
+    assert len(dd) == 36 and (dd.role == "student").all() and set(dd.arch) == {"ConvNet"} and set(dd.distill) == {"dc"}
+    assert set(dd.selection) == {"full", "random", "loss_converge-bilp_drop_large", "loss_init-bilp_drop_large"}
+    real = dd.groupby(["selection", "keep"]).real_used.unique().map(list).to_dict()
+    assert real[("full", 1.0)] == [1347] and real[("random", 0.1)] == [134] and real[("random", 0.015)] == [20]
+    assert real[("loss_converge-bilp_drop_large", 0.1)] == [sum(n - int(0.9 * n) for n in DIGITS_CLASS_SIZES)]
+    assert (dd.subset_size == 10 * dd.ipc).all() and (dd.num_eval == 2).all() and dd.final_acc.between(0.0, 1.0).all()
+    assert (dd.distill_seconds > 0).all() and ((dd.ite_seconds > 0) == (dd.ite > 0)).all()
+    assert set(zip(dd.ite, dd.ite_tails)) == {(0.0, "both"), (0.1, "both"), (0.1, "small"), (0.1, "large")}
+    assert dd.groupby("seed").final_acc.nunique().gt(1).all()  # the grid points' sets differ
+    for claim in ("P4-C1a", "P4-C2", "P4-C3", "P4-C4a", "P4-C5a"):
+        assert (workflow_dir / f"paper_figures/smoke/P4/{claim}.png").stat().st_size > 20_000
+    for experiment in ("p4_static", "p4_init", "p4_dynamic", "p4_ipc"):  # the distilled images
+        assert (workflow_dir / f"paper_figures/smoke/P4/distilled/{experiment}.png").stat().st_size > 20_000
+    (c3,) = [v for v in ledger if v["claim"] == "P4-C3"]  # LossInit vs LossConverge: a measurement beside the verdict
+    (rho,) = c3["measure"]
+    assert (rho["a"], rho["b"], rho["n"]) == ("loss_init-s0", "loss_converge-s0", 1347) and -1 <= rho["within_class_mean"] <= 1
+    (c5a,) = [v for v in ledger if v["claim"] == "P4-C5a"]
+    assert [r["value"] for r in c5a["reported"]] == [28.3, 44.9, 53.9, 30.5, 45.2, 54.9]
+    assert all(r["status"] == "not in this preset's grid" for r in c5a["reported"])  # digits, not CIFAR-10
+    c4b = pd.read_csv(workflow_dir / "paper_figures/smoke/P4/P4-C4b.csv")
+    assert sorted(c4b.control_ite_tails) == ["large", "small"]  # both tails against each one-tailed drop
+    assert "distilled by dc ipc 1" in md  # the ledger's setting of a distillation claim
 
     # Nothing left to do, and the report renders the figure and the ledger.
     again = snakemake(workflow_dir, "-n", "all_figures")

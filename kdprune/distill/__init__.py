@@ -17,8 +17,13 @@ from __future__ import annotations
 
 from kdprune.registry import Registry
 
+DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"  # DSA's and DM's default transforms (the originals' `dsa_strategy`)
+CONVNET_WIDTH, CONVNET_DEPTH = 128, 3  # the originals' ConvNet (`net_width`, `net_depth`): distilled with and evaluated on
+
 DISTILLERS: Registry = Registry("distillation method")
+# `dsa`: whether the method augments with DSA by default (and so its evaluation does, with
+# `distill.evaluation.epochs_dsa` epochs); the planning layer reads it without importing torch.
 # Dataset Condensation, gradient matching (Zhao et al., ICLR 2021); `dsa: true` is DSA (ICML 2021)
-DISTILLERS.declare("dc", "kdprune.distill.dc:distill_dc")
+DISTILLERS.declare("dc", "kdprune.distill.dc:distill_dc", dsa=False)
 # Distribution Matching (Zhao & Bilen, WACV 2023)
-DISTILLERS.declare("dm", "kdprune.distill.dm:distill_dm")
+DISTILLERS.declare("dm", "kdprune.distill.dm:distill_dm", dsa=True)

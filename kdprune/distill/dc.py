@@ -45,6 +45,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kdprune.distill import CONVNET_DEPTH, CONVNET_WIDTH, DISTILLERS
 from kdprune.distill.dsa import DEFAULT_STRATEGY, DSAParams, apply, draw
 from kdprune.distill.synthetic import RealPool, distilled, fresh_network, generators, initial_images, matched_batches, settings_of
 
@@ -59,13 +60,13 @@ DEFAULTS = {
     "batch_real": 256,
     "batch_train": 256,
     "init": "noise",
-    "dsa": False,
+    "dsa": DISTILLERS.meta("dc")["dsa"],
     "dsa_strategy": DEFAULT_STRATEGY,
     "outer_loop": None,  # None: LOOPS[ipc]
     "inner_loop": None,
     "dis_metric": "ours",
-    "net_width": 128,
-    "net_depth": 3,
+    "net_width": CONVNET_WIDTH,
+    "net_depth": CONVNET_DEPTH,
     "real_batch_filter": None,  # callable RealBatch -> RealBatch; None: keep all
     "log_every": 10,
 }

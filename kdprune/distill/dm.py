@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from kdprune.distill import CONVNET_DEPTH, CONVNET_WIDTH, DISTILLERS
 from kdprune.distill.dsa import DEFAULT_STRATEGY, DSAParams
 from kdprune.distill.synthetic import RealPool, distilled, fresh_network, generators, initial_images, matched_batches, settings_of
 
@@ -36,10 +37,10 @@ DEFAULTS = {
     "momentum_img": 0.5,
     "batch_real": 256,
     "init": "real",
-    "dsa": True,
+    "dsa": DISTILLERS.meta("dm")["dsa"],
     "dsa_strategy": DEFAULT_STRATEGY,
-    "net_width": 128,
-    "net_depth": 3,
+    "net_width": CONVNET_WIDTH,
+    "net_depth": CONVNET_DEPTH,
     "real_batch_filter": None,  # callable RealBatch -> RealBatch; None: keep all
     "log_every": 10,
 }

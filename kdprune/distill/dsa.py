@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
+from kdprune.distill import DSA_STRATEGY
+
+DEFAULT_STRATEGY = DSA_STRATEGY
 TRANSFORMS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 
 

@@ -60,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from kdprune.distill import CONVNET_DEPTH, CONVNET_WIDTH
 from kdprune.models import create_model
 
 PATHS = ("stacked", "plain")
@@ -89,8 +90,8 @@ def fresh_models(ks: range, seed: int, num_classes: int, in_channels: int, image
                 num_classes,
                 in_channels,
                 image_size=image_size,
-                width=int(settings.get("width", 128)),
-                depth=int(settings.get("depth", 3)),
+                width=int(settings.get("width", CONVNET_WIDTH)),
+                depth=int(settings.get("depth", CONVNET_DEPTH)),
             )
         models.append(net.to(device=device, dtype=dtype).train())
     return models

@@ -7,7 +7,8 @@ The effect of real sample i of a class's batch is the L2 norm of the change of t
 the distillation loss with respect to the class's synthetic images when i is left out of the batch:
 ITE_i = || grad_S L(S; batch) - grad_S L(S; batch without i) ||. At a refresh the samples of the
 batch in BOTH tails of the effect are dropped, `int(beta * n)` of the smallest (they contribute
-nothing) and as many of the largest (outliers), `beta` per tail (so 2 beta of the batch in all).
+nothing) and as many of the largest (outliers), `beta` per tail (so 2 beta of the batch in all);
+`tails: small` or `large` drops only one end (the comparison behind P4-C4).
 
 DM (`dm_causal_effects`), exact. The loss of a class is ||mu_r - mu_s||^2 with mu_r the mean
 embedding of the n real images and mu_s = F(S) / m the mean of the m synthetic ones, F(S) = sum_j
@@ -50,6 +51,7 @@ scored again in a middle.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -143,15 +145,22 @@ def dc_causal_effects(
     return change.flatten(1).norm(dim=1)
 
 
-def two_tailed_keep(effects: torch.Tensor, beta: float) -> torch.Tensor:
-    """Positions (ascending) of the middle of `effects`: without the int(beta * n) smallest and the
-    int(beta * n) largest (ties broken by position)."""
+TAILS = ("both", "small", "large")  # which ends of the effects are dropped (P4-C4: both vs one)
+
+
+def two_tailed_keep(effects: torch.Tensor, beta: float, tails: str = "both") -> torch.Tensor:
+    """Positions (ascending) of `effects` without the int(beta * n) smallest and the int(beta * n)
+    largest (ties broken by position); `tails` small or large drops only that end."""
     if not 0.0 <= beta < 0.5:
         raise ValueError(f"beta = {beta!r} is not allowed: the share dropped at each tail must be in [0, 0.5)")
+    if tails not in TAILS:
+        raise ValueError(f"tails = {tails!r} is not allowed; allowed: {', '.join(TAILS)}")
     n = len(effects)
     cut = int(beta * n)
+    low = cut if tails in ("both", "small") else 0
+    high = n - cut if tails in ("both", "large") else n
     order = torch.argsort(effects.detach().cpu(), stable=True)
-    return order[cut : n - cut].sort().values
+    return order[low:high].sort().values
 
 
 class CausalEffectFilter:
@@ -159,16 +168,21 @@ class CausalEffectFilter:
     `match`: DC's distance (None: kdprune.distill.dc.match_loss with 'ours'); `exact`: DC's exact
     leave-one-out instead of first order; `chunk`: vmap chunk size (memory)."""
 
-    def __init__(self, beta: float, interval: int = 1, *, match: Match | None = None, exact: bool = False, chunk: int | None = None):
+    def __init__(
+        self, beta: float, interval: int = 1, *, tails: str = "both", match: Match | None = None, exact: bool = False, chunk: int | None = None
+    ):
         if not 0.0 <= beta < 0.5:
             raise ValueError(f"beta = {beta!r} is not allowed: the share dropped at each tail must be in [0, 0.5)")
         if int(interval) < 1:
             raise ValueError(f"interval = {interval!r} is not allowed: refresh every interval >= 1 calls")
-        self.beta, self.interval = float(beta), int(interval)
+        if tails not in TAILS:
+            raise ValueError(f"tails = {tails!r} is not allowed; allowed: {', '.join(TAILS)}")
+        self.beta, self.interval, self.tails = float(beta), int(interval), tails
         self.match, self.exact, self.chunk = match, exact, chunk
         self.dropped: set[int] = set()  # training-set indices whose latest verdict was a tail
         self.calls: dict[int, int] = {}  # per class
         self.refreshes = 0
+        self.seconds = 0.0  # time spent scoring effects (the criterion's overhead)
 
     def __call__(self, batch):
         call = self.calls.get(batch.cls, 0)
@@ -178,7 +192,9 @@ class CausalEffectFilter:
             return batch.keep(torch.tensor([p for p, i in enumerate(ids) if i not in self.dropped], dtype=torch.long))
         if len(ids) < 2:
             return batch
-        kept = two_tailed_keep(self.effects(batch), self.beta)
+        start = time.perf_counter()
+        kept = two_tailed_keep(self.effects(batch), self.beta, self.tails)
+        self.seconds += time.perf_counter() - start
         middle = set(kept.tolist())
         for p, i in enumerate(ids):
             if p in middle:

@@ -15,7 +15,7 @@ import torch
 
 from kdprune.data import Augmentation
 from kdprune.data.images import load_dataset
-from kdprune.files import load_torch, save_npz, save_torch, write_json
+from kdprune.files import load_torch, read_json, save_npz, save_torch, write_json
 from kdprune.losses import make_loss
 from kdprune.models import create_model
 from kdprune.models.checkpoints import load_checkpoint
@@ -64,24 +64,39 @@ def run_score(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[
     compute_score(spec, Path(outputs["scores"]), log, teacher_path=inputs.get("teacher") and Path(inputs["teacher"]))
 
 
+def run_distilled(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
+    """The distilled sets of one grid point's seeds (P4): each seed's selection of the real images ->
+    `ipc` synthetic images per class; the dataset is loaded once."""
+    _check_one_seed_group(specs)
+    data = load_data(specs[0])
+    scores = inputs.get("scores") or [None] * len(specs)
+    for spec, score in zip(specs, scores):
+        seed = spec["seed"]
+        distill_set(spec, data, Path(outputs[f"synthetic_s{seed}"]), Path(outputs[f"meta_s{seed}"]), score and Path(score), log)
+
+
 def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
     """The seeds of one grid point (one spec each), in one process (config `stack_seeds`). The
     teacher input is one file, or one per seed when each seed has its own (chained replicates); so
-    is the `class_scale` input (a teacher_ce score file: k_y for KD with `reshape`)."""
+    is the `class_scale` input (a teacher_ce score file: k_y for KD with `reshape`). The runs of a
+    distillation experiment evaluate their seed's distilled set (`distilled`, one file per seed)."""
     out_dirs = [Path(outputs[f"run_s{spec['seed']}"]) for spec in specs]
     paths = {key: Path(value) if isinstance(value, str) else [Path(p) for p in value] for key, value in inputs.items()}
-    run_seeds(
-        specs,
-        out_dirs,
-        paths.get("teacher"),
-        paths.get("scores"),
-        log,
-        paths.get("teacher_views"),
-        stack=cfg["stack_seeds"],
-        cutoff_paths=paths.get("cutoff_scores"),
-        class_scale_path=paths.get("class_scale"),
-        supervision_paths=paths.get("supervision"),
-    )
+    if "distilled" in paths:
+        evaluate_distilled(specs, out_dirs, paths["distilled"], log)
+    else:
+        run_seeds(
+            specs,
+            out_dirs,
+            paths.get("teacher"),
+            paths.get("scores"),
+            log,
+            paths.get("teacher_views"),
+            stack=cfg["stack_seeds"],
+            cutoff_paths=paths.get("cutoff_scores"),
+            class_scale_path=paths.get("class_scale"),
+            supervision_paths=paths.get("supervision"),
+        )
     if not outputs[DONE].endswith("/metrics.json"):  # a seed group's record: every run is done
         write_json(outputs[DONE], {"runs": [{"seed": spec["seed"], "run_dir": str(d)} for spec, d in zip(specs, out_dirs)]})
 
@@ -94,13 +109,14 @@ def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, tea
     array the score returns, e.g. teacher_ce's `class_logit_std`) and its metadata (.json). A score
     whose settings name a teacher gets the trained teacher as `settings["teacher_model"]`."""
     t0 = time.perf_counter()
-    if SCORES.meta(spec["method"]).get("needs_teacher") and not teacher_path:
+    method = spec["settings"].get("method", spec["method"])  # the registered score the block computes
+    if SCORES.meta(method).get("needs_teacher") and not teacher_path:
         raise ValueError(f"score {spec['method']} needs a trained teacher: name its architecture as scores.{spec['method']}.teacher")
     device = pick_device(spec["device"])
     data = load_data(spec)
     accel = resolve_accel(spec["accel"], device)
     settings = {**spec["settings"], **({"teacher_model": load_teacher(teacher_path)} if teacher_path else {})}
-    scores, extras = score_and_extras(SCORES.get(spec["method"])(data, settings, spec["seed"], device, log, accel=accel))
+    scores, extras = score_and_extras(SCORES.get(method)(data, settings, spec["seed"], device, log, accel=accel))
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (len(data.y_train),) or not np.isfinite(scores).all():
         raise RuntimeError(
@@ -120,6 +136,89 @@ def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, tea
         },
     )
     log(f"[score {spec['method']}] {len(scores)} scores in {time.perf_counter() - t0:.1f}s -> {out}")
+
+
+def distill_set(spec: dict, data, out: Path, meta: Path, scores_path: Path | None, log: Callable[[str], None] = print) -> dict:
+    """Distil the spec's selection of the real training images with its method (kdprune.distill),
+    BiLP's causal-effect pruning on when `ite` is given -> out (images, labels: what an evaluation
+    reads) and meta (the loss history, the resolved settings, the time spent and the ITE's share)."""
+    from kdprune.distill import DISTILLERS
+    from kdprune.distill.ite import CausalEffectFilter
+
+    t0 = time.perf_counter()
+    device = pick_device(spec["device"])
+    subset = _subset(spec, data, scores_path, None, device, log)
+    settings = dict(spec["settings"])
+    ite = spec["ite"] and CausalEffectFilter(spec["ite"]["beta"], spec["ite"]["interval"], tails=spec["ite"]["tails"], exact=spec["ite"]["exact"])
+    if ite:
+        settings["real_batch_filter"] = ite
+    result = DISTILLERS.get(spec["method"])(data, subset, spec["ipc"], settings, spec["seed"], device, log)
+    seconds = time.perf_counter() - t0
+    mean, std = data.channel_stats()  # what maps the images back to pixels (figures)
+    synthetic = {"images": result["images"], "labels": result["labels"], "mean": mean, "std": std}
+    save_torch(out, {**synthetic, "method": spec["method"], "ipc": spec["ipc"], "dataset": data.name})
+    info = {
+        "spec": spec,
+        "settings_hash": settings_hash(spec),
+        "code_rev": code_revision(),
+        **platform_info(device),
+        "settings": result["settings"],
+        "history": result["history"],
+        "real_used": len(subset),
+        "distill_seconds": seconds,
+        "ite_seconds": ite.seconds if ite else 0.0,
+        "ite_refreshes": ite.refreshes if ite else 0,
+        "wall_seconds": seconds,
+    }
+    write_json(meta, info)  # last: with the images written, the set is complete
+    log(f"[distilled {spec['method']} ipc {spec['ipc']} s{spec['seed']}] from {len(subset)} real images in {seconds:.1f}s -> {out}")
+    return info
+
+
+def evaluate_distilled(specs: list[dict], out_dirs: list[Path], synthetic: list[Path], log: Callable[[str], None] = print) -> list[dict]:
+    """Evaluate each seed's distilled set as DC/DM do (kdprune.distill.evaluate: `num_eval` fresh
+    networks trained on it; final_acc is their mean test accuracy, acc_std their spread). Each run's
+    metrics.json also carries its set's distillation time, real images used and ITE time."""
+    from kdprune.distill.dsa import diff_augment
+    from kdprune.distill.evaluate import evaluate_synthetic
+
+    _check_one_seed_group(specs)
+    device = pick_device(specs[0]["device"])
+    data = load_data(specs[0])
+    out = []
+    for spec, out_dir, path in zip(specs, out_dirs, synthetic):
+        t0 = time.perf_counter()
+        synthetic_set = load_torch(path)
+        recipe = spec["recipe"]
+        strategy = recipe["augment"]
+        settings = {**recipe, "augment": strategy and (lambda x, g, s=strategy: diff_augment(x, s, g))}
+        result = evaluate_synthetic(synthetic_set["images"], synthetic_set["labels"], data, settings, spec["seed"], device, log)
+        made = read_json(path.parent / "distilled.json")
+        metrics = {
+            "spec": spec,
+            "settings_hash": settings_hash(spec),
+            "code_rev": code_revision(),
+            **platform_info(device),
+            "final_acc": result["mean"],
+            "acc_std": result["std"],
+            "accs": result["accs"],
+            "num_eval": result["num_eval"],
+            "epochs": result["passes"],
+            "subset_size": len(synthetic_set["labels"]),  # what the evaluation trains on
+            "n_test": len(data.y_test),
+            "n_params": sum(p.numel() for p in _evaluated_network(spec, data).parameters()),
+            "train_seconds": result["train_seconds"],
+            "wall_seconds": time.perf_counter() - t0,
+            **{key: made[key] for key in ("real_used", "distill_seconds", "ite_seconds", "ite_refreshes")},
+        }
+        write_json(out_dir / "metrics.json", metrics)
+        out.append(metrics)
+    return out
+
+
+def _evaluated_network(spec: dict, data) -> torch.nn.Module:
+    recipe = spec["recipe"]
+    return create_model(spec["arch"], data.num_classes, data.channels, data.image_size, width=recipe["width"], depth=recipe["depth"])
 
 
 def compute_views(spec: dict, teacher_path: Path, out: Path, log: Callable[[str], None] = print) -> None:
@@ -351,6 +450,8 @@ def read_class_scale(path: Path, data) -> np.ndarray:
 def _check_one_seed_group(specs: list[dict]) -> None:
     def without_seed(spec: dict) -> dict:
         rest = {k: v for k, v in spec.items() if k not in ("seed", "score_spec", "cutoff_spec")}
+        if rest.get("distilled_spec"):  # seed s evaluates distilled set s
+            rest["distilled_spec"] = without_seed(rest["distilled_spec"])
         rest["axes"] = {k: v for k, v in spec.get("axes", {}).items() if k not in ("seed", "teacher_seed")}
         if rest.get("teacher_spec"):  # a chained replicate's teacher has the run's seed
             rest["teacher_spec"] = without_seed(rest["teacher_spec"])
@@ -374,7 +475,7 @@ def _read_scores(path: Path | None) -> np.ndarray | None:
 
 def _subset(spec: dict, data, scores_path: Path | None, cutoff_path: Path | None, device: torch.device, log: Callable[[str], None]) -> np.ndarray:
     if (
-        spec["selection_method"] == FULL or spec["keep"] >= 1.0 or spec["recipe"].get("infobatch")
+        spec["selection_method"] == FULL or spec["keep"] >= 1.0 or spec.get("recipe", {}).get("infobatch")
     ):  # the whole data (a dynamic method prunes while it trains)
         return np.arange(len(data.y_train))
     scores = _read_scores(scores_path)

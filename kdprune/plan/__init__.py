@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kdprune.plan.claims import claim_spec
 from kdprune.plan.config import load
-from kdprune.plan.grid import Grid
+from kdprune.plan.grid import Grid, dedupe
 from kdprune.plan.kinds import DONE, JOB_KINDS, settings_hash, student_job_key
 from kdprune.registry import UnknownName
 
@@ -130,6 +130,8 @@ class Plan:
             files = out.setdefault(self.cfg["experiments"][name]["paper"], [])
             for s in students:
                 files.append(f"{s.dir}/metrics.json")
+                if s.distilled is not None:
+                    files.append(f"{s.distilled.dir}/distilled.json")
                 if s.teacher is not None:  # a student reads its teacher's view table when it has one
                     files.append(f"{s.teacher.dir}/metrics.json")
                     if s.teacher.views:
@@ -139,6 +141,33 @@ class Plan:
                         files.append(f"{score.teacher.dir}/metrics.json")
                     files.append(score.path.removesuffix(".npz") + ".json")
         return {paper: [f"{self.results}/{f}" for f in dict.fromkeys(files)] for paper, files in out.items()}
+
+    def claim_measure_files(self, claim_id: str) -> list[str]:
+        """The score files a claim's `measure` compares: each named method's file of the lowest
+        seed, per dataset of its experiment, in the order the measure names them."""
+        measure = self.cfg["claims"][claim_id].get("measure")
+        if not measure:
+            return []
+        jobs = dedupe(j for s in self.grid.experiments[self.cfg["claims"][claim_id]["experiment"]] for j in s.score_jobs)
+        files = []
+        for dataset in dict.fromkeys(j.dataset for j in jobs):
+            for method in measure["scores"]:
+                seeds = [j for j in jobs if j.dataset == dataset and j.method == method]
+                if seeds:
+                    files.append(f"{self.results}/{min(seeds, key=lambda j: j.seed).path}")
+        return files
+
+    def distilled_figures(self) -> dict[str, list[str]]:
+        """{figure: the sets it shows}: per distillation experiment, paper_figures/<preset>/<paper>/
+        distilled/<experiment>.png, the first seed's set of every grid point (what users look at)."""
+        figures = {}
+        for name, students in self.grid.experiments.items():
+            sets = dedupe(s.distilled for s in students if s.distilled is not None)
+            if sets:
+                first = min(d.seed for d in sets)
+                paper = self.cfg["experiments"][name]["paper"]
+                figures[f"{self.figures}/{paper}/distilled/{name}.png"] = [f"{self.results}/{d.dir}/synthetic.pt" for d in sets if d.seed == first]
+        return figures
 
     def verdict_files(self) -> list[str]:
         """Every claim's verdict file (what the ledger reads)."""

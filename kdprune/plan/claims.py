@@ -33,5 +33,25 @@ def claim_spec(cfg: dict, claim_id: str) -> dict:
                 setting[name] = sorted({*setting.get(name, []), *values})
     defaults = schema()["$defs"]["experiment"]["properties"]  # teacher_keep, label_noise: shown when not the default
     setting.update({axis: exp[axis] for axis in ("teacher_keep", "label_noise") if exp[axis] != defaults[axis]["default"]})
+    if exp.get("distill"):  # P4: what distilled the sets and how they were evaluated, instead of recipes
+        setting.update(_distillation_setting(cfg, exp))
     pool = {"seed_pool": exp["seed"] + exp["replicate_seeds"]} if claim.get("replicates") else {}
     return {"id": claim_id, **claim, "preset": cfg["preset"], "evidence": cfg["evidence"], "setting": setting, **pool}
+
+
+def _distillation_setting(cfg: dict, exp: dict) -> dict:
+    """A distillation experiment's setting: each method's axes and iterations (absent: the method's
+    default), and its evaluation (networks per set, epochs)."""
+    evaluation = cfg["distill"]["evaluation"]
+    methods = {method: {**axes, "iterations": cfg["distill"][method].get("iterations", "default")} for method, axes in exp["distill"].items()}
+    return {
+        "teacher": [],
+        "student_epochs": [],
+        "budget": [],
+        "distillation": {
+            "methods": methods,
+            "num_eval": evaluation["num_eval"],
+            "epochs": evaluation["epochs"],
+            "epochs_dsa": evaluation["epochs_dsa"],
+        },
+    }

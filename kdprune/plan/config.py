@@ -321,6 +321,35 @@ def check_schema(cfg: dict) -> None:
     raise ConfigError(f"config: {key} = {error.instance!r} is not allowed: {allowed} ({error.message})")
 
 
+DISTILLATION_STUDENTS = ("ConvNet",)  # what a distilled set's evaluation trains (kdprune.distill.evaluate)
+
+
+def _check_distillation(name: str, exp: dict, cfg: dict) -> None:
+    """A distillation experiment evaluates its sets with ConvNets trained by CE on in-memory data,
+    and distils a selection that a score file decides (no teacher's, no dynamic method's, no cutoff)."""
+    from kdprune.data import in_memory
+    from kdprune.pruning import RULES
+
+    def refuse(key: str, value: Any, allowed: str) -> None:
+        raise ConfigError(f"config: experiments.{name}.{key} = {value!r} is not allowed in a distillation experiment; allowed: {allowed}")
+
+    for arch in exp["student"]:
+        if arch not in DISTILLATION_STUDENTS:
+            refuse("student", arch, ", ".join(DISTILLATION_STUDENTS))
+    for loss in exp["loss"]:
+        if loss != "ce":
+            refuse("loss", loss, "ce (the evaluation networks train with cross-entropy)")
+    for dataset in exp["dataset"]:
+        if not in_memory(dataset):
+            refuse("dataset", dataset, "an in-memory dataset (digits, cifar10, cifar100, svhn, npz:<path>)")
+    allowed = "a method whose score file alone decides the subset (no dynamic method, no KD teacher's score, no rule with a cutoff score)"
+    for method in exp["selection"]:
+        settings = cfg["scores"][method]
+        rules = [settings.get("rule", rule) for rule in exp["selection_rule"]]
+        if "dynamic" in settings or reads_kd_teacher(cfg, method) or any(RULES.meta(rule).get("needs_cutoff") for rule in rules):
+            refuse("selection", method, allowed)
+
+
 def check_names(cfg: dict, files: bool = True) -> None:
     """Every name against its registry (declarations only: nothing heavy is imported); with `files`,
     also the files a dataset spec names (an npz's arrays and labels: kdprune.data.npz)."""
@@ -382,15 +411,18 @@ def check_names(cfg: dict, files: bool = True) -> None:
         return test
 
     for method, settings in cfg["scores"].items():
+        computes = settings.get("method", settings.get("score", method))  # the registered score behind the block
+        if "method" in settings:
+            check(f"scores.{method}.method", settings["method"], registered(SCORES))
         if "dynamic" not in settings:  # a dynamic method has no score: it prunes inside training
-            check(f"scores.{method}", settings.get("score", method), registered(SCORES))
+            check(f"scores.{method}", computes, registered(SCORES))
         elif "ratio" in settings["dynamic"] and "cost" in settings["dynamic"]:
             ratio = settings["dynamic"]["ratio"]
             raise ConfigError(
                 f"config: scores.{method}.dynamic.ratio = {ratio!r} is not allowed with cost: keep, which chooses each pruned epoch's ratio; give one of them"
             )
         if "epoch" in settings:
-            check(f"scores.{method}.epoch", settings["epoch"], trained_epochs(settings.get("score", method)))
+            check(f"scores.{method}.epoch", settings["epoch"], trained_epochs(computes))
         if "arch" in settings:
             check(f"scores.{method}.arch", settings["arch"], registered(MODELS))
         if settings.get("teacher", KD_TEACHER) != KD_TEACHER:
@@ -401,7 +433,7 @@ def check_names(cfg: dict, files: bool = True) -> None:
             check(f"scores.{method}.rule", settings["rule"], registered(RULES))
         if "cutoff_score" in settings:
             check(f"scores.{method}.cutoff_score", settings["cutoff_score"], one_of(cfg["scores"], "pruning method (none under scores:)"))
-        if "dynamic" not in settings and SCORES.meta(settings.get("score", method)).get("reads_file"):
+        if "dynamic" not in settings and SCORES.meta(computes).get("reads_file"):
             missing = [key for key in ("file", "sha256") if key not in settings]
             if missing:
                 raise ConfigError(
@@ -444,6 +476,8 @@ def check_names(cfg: dict, files: bool = True) -> None:
                     f"config: scores.{method}.cutoff_score is missing: rule {cut} (experiments.{ename}) drops the samples with the "
                     "highest cutoff score first; allowed: a key of scores (the CCS authors: aum)"
                 )
+        if exp.get("distill"):
+            _check_distillation(ename, exp, cfg)
         needs = [loss for loss in exp["loss"] if LOSSES.meta(loss)["needs_teacher"]]
         by_teacher = [m for m in exp["selection"] if reads_kd_teacher(cfg, m)]
         plain = [loss for loss in exp["loss"] if not LOSSES.meta(loss)["needs_teacher"]]
@@ -480,6 +514,8 @@ def check_names(cfg: dict, files: bool = True) -> None:
             )
         if "figure" in claim:
             check(f"claims.{cname}.figure", claim["figure"], registered(FIGURES))
+        for i, method in enumerate(claim.get("measure", {}).get("scores", [])):
+            check(f"claims.{cname}.measure.scores[{i}]", method, one_of(cfg["scores"], "pruning method (none under scores:)"))
         if claim.get("replicates"):
             check(f"claims.{cname}.replicates.max", claim["replicates"]["max"], at_least(claim["replicates"]["min"], "replicates.min"))
     first_round = {s: name for name, exp in cfg["experiments"].items() for s in exp["seed"]}

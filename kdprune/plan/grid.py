@@ -8,10 +8,16 @@ axes (`teacher`, `teacher_seed`, `teacher_keep`). Jobs link to what they read (t
 links): a student to its teacher, its score and the score its rule cuts by (CCS: `cutoff_score`,
 when it is another score), a score to a teacher when its settings name one.
 
+A distillation experiment (P4: a `distill` mapping, method -> {ipc, ite}) makes, per grid point and
+seed, a distilled set of the (pruned) real data (`DistilledJob`, seed s) and evaluates it with a
+student run that trains the experiment's `student` networks on it (`StudentJob.distilled`, seed s).
+
 Paths carry the axes, relative to results/<preset>/<dataset slug>/:
   teachers/<arch>-<recipe>[-f<keep>]-s<seed>/
   scores/<method>[-<teacher key>]-s<seed>.npz
   students/<arch>-<recipe>/<selection>/keep<f>/<loss>[-<teacher key>-<param><value>...]/s<seed>/
+  distilled/<method>-ipc<n>[-ite<beta>]/<selection>/keep<f>/s<seed>/
+  students/<arch>-eval/<selection>/keep<f>/ce-<method>-ipc<n>[-ite<beta>]/s<seed>/   (its evaluation)
 (a chained replicate's teacher key ends in `-chain`, not `-s<seed>`: seed s reads teacher s)
 Deduplication is by path: a run that two experiments share (or keep 1.0 under every method) is one
 run."""
@@ -32,6 +38,7 @@ from kdprune.pruning import RULES
 FULL = "full"  # the selection of a keep-1.0 run: the whole training set, whatever the method
 RESHAPE_STATS = "teacher_ce"  # the score whose file holds a teacher's k_y (KD's `reshape`)
 DS_SCORE = "ds_influence"  # the score whose highest share of a run's subset the teacher supervises (`supervise`)
+EVAL_RECIPE = "eval"  # the recipe name of a distilled set's evaluation runs (settings: config `distill.evaluation`)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,49 @@ class ScoreJob:
 
 
 @dataclass(frozen=True)
+class DistilledJob:
+    """A distilled set (P4): `ipc` synthetic images per class learned by `method` from the real
+    training images its selection keeps, with BiLP's causal-effect pruning at `ite` (beta per tail; 0: off)."""
+
+    dataset: str
+    method: str
+    ipc: int
+    selection_method: str  # FULL when keep == 1
+    selection_rule: str | None
+    keep: float
+    seed: int
+    ite: float = 0.0
+    ite_tails: str = "both"  # which ends of the causal effects are dropped: both, small or large
+    score: ScoreJob | None = None
+
+    @property
+    def setting(self) -> str:
+        ite = (f"-ite{self.ite:g}" + ("" if self.ite_tails == "both" else f"-{self.ite_tails}")) if self.ite else ""
+        return f"{self.method}-ipc{self.ipc}{ite}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.setting}/{_selection_name(self.selection_method, self.selection_rule)}/keep{self.keep:g}/s{self.seed}"
+
+    @property
+    def dir(self) -> str:
+        return f"{dataset_slug(self.dataset)}/distilled/{self.key}"
+
+    @property
+    def group_dir(self) -> str:
+        """The set folder's parent: every seed of this grid point (one job under `stack_seeds`)."""
+        return self.dir.rpartition("/")[0]
+
+
+def _selection_name(method: str, rule: str | None) -> str:
+    # Rule parameters (class balance, medium window centre ...) are global `selection:`
+    # settings: recorded in each run's spec, and a change reruns the runs, not new paths.
+    if rule in (None, method):  # full, random, a dynamic method, or a method named after its rule
+        return method
+    return f"{method}-{rule}"
+
+
+@dataclass(frozen=True)
 class StudentJob:
     dataset: str
     arch: str
@@ -94,26 +144,26 @@ class StudentJob:
     class_scale: ScoreJob | None = None  # KD with `reshape`: the teacher_ce score file holding k_y
     supervision: ScoreJob | None = None  # a loss with `supervise` < 1: the ds_influence score of its teacher
     chained: bool = False  # replicate `chain`: the teacher has the run's seed (the path says `-chain`)
+    distilled: DistilledJob | None = None  # the evaluation of a distilled set (its seed is the run's)
 
     @property
     def score_jobs(self) -> list[ScoreJob]:
-        """Every score file the run reads: its selection's, a cutoff's, k_y's, data selection's."""
-        return [job for job in (self.score, self.cutoff, self.class_scale, self.supervision) if job is not None]
+        """Every score file the run reads: its selection's, a cutoff's, k_y's, data selection's, or
+        its distilled set's selection's."""
+        distilled = self.distilled.score if self.distilled else None
+        return [job for job in (self.score, self.cutoff, self.class_scale, self.supervision, distilled) if job is not None]
 
     @property
     def selection(self) -> str:
-        # Rule parameters (class balance, medium window centre ...) are global `selection:`
-        # settings: recorded in each run's spec, and a change reruns the runs, not new paths.
-        if self.selection_rule in (None, self.selection_method):  # full, random, a dynamic method, or a method named after its rule
-            return self.selection_method
-        return f"{self.selection_method}-{self.selection_rule}"
+        return _selection_name(self.selection_method, self.selection_rule)
 
     @property
     def loss_key(self) -> str:
         keys = dict(loss_parameters(self.loss))
         # A chained run's teacher seed is its own seed: the seeds of its grid point share one folder.
         teacher = [f"{self.teacher.setting}-chain" if self.chained else self.teacher.key] if self.teacher else []
-        parts = [self.loss, *teacher, *(f"{keys[k]}{v:g}" for k, v in self.loss_params)]
+        distilled = [self.distilled.setting] if self.distilled else []
+        parts = [self.loss, *teacher, *distilled, *(f"{keys[k]}{v:g}" for k, v in self.loss_params)]
         return "-".join(parts)
 
     @property
@@ -131,7 +181,8 @@ class StudentJob:
 
     def axes(self) -> dict:
         """The run's coordinates, as columns of the runs table."""
-        t = self.teacher
+        t, d = self.teacher, self.distilled
+        score = d.score if d else self.score
         return {
             "dataset": dataset_slug(self.dataset),
             "arch": self.arch,
@@ -139,7 +190,7 @@ class StudentJob:
             "selection": self.selection,
             "selection_method": self.selection_method,
             "selection_rule": self.selection_rule,
-            "score": self.score.method if self.score else None,
+            "score": score.method if score else None,
             "keep": self.keep,
             "loss": self.loss,
             **dict(self.loss_params),
@@ -149,6 +200,7 @@ class StudentJob:
             "teacher_recipe": t.recipe if t else None,
             "teacher_keep": t.keep if t else None,
             "label_noise": label_noise_of(self.dataset),
+            **({"distill": d.method, "ipc": d.ipc, "ite": d.ite, "ite_tails": d.ite_tails} if d else {}),
         }
 
 
@@ -177,7 +229,20 @@ def _score_job(cfg: dict, dataset: str, method: str, seed: int, kd_teacher: Teac
         per_teacher = cfg["scores"][score].get("score_seed") == "teacher"  # MDSLR: one subset per teacher
         return ScoreJob(dataset, score, kd_teacher.seed if per_teacher else seed, kd_teacher)
     teacher = TeacherJob(dataset, scored_by, cfg["teacher_recipe"], 0) if scored_by else None
-    return ScoreJob(dataset, score, seed, teacher)
+    fixed = cfg["scores"].get(score, {}).get("score_seed") == "fixed"  # one file for every seed (BiLP's released scores)
+    return ScoreJob(dataset, score, 0 if fixed else seed, teacher)
+
+
+def _distill_variants(distill: dict) -> Iterator[tuple[str, int, float, str]]:
+    """(method, ipc, ite beta, ite tails) of every point of a distillation experiment's `distill`
+    mapping; without the causal-effect criterion (ite 0) the tails are moot: one point."""
+    seen = set()
+    for method, axes in distill.items():
+        for ipc, ite, tails in itertools.product(axes["ipc"], axes["ite"], axes["ite_tails"]):
+            point = (method, int(ipc), float(ite), tails if ite else "both")
+            if point not in seen:
+                seen.add(point)
+                yield point
 
 
 def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
@@ -216,6 +281,14 @@ def _students(cfg: dict, exp: dict, seeds: list[int]) -> Iterator[StudentJob]:
             score=score,
             cutoff=cutoff if cutoff != score else None,  # one file when the rule cuts by the score it selects by
         )
+        if exp.get("distill"):  # P4: the run evaluates a distilled set of the selection's data (same seed)
+            evaluation = {**base, "recipe": EVAL_RECIPE, "score": None, "cutoff": None}
+            for (loss, point), (distiller, ipc, ite, tails) in itertools.product(
+                _loss_variants(loss_name, params), _distill_variants(exp["distill"])
+            ):
+                distilled = DistilledJob(dataset, distiller, ipc, base["selection_method"], rule, float(keep), seed, ite, tails, score)
+                yield StudentJob(**evaluation, loss=loss, loss_params=point, distilled=distilled)
+            continue
         for loss, point in _loss_variants(loss_name, params):
             if not LOSSES.meta(loss)["needs_teacher"]:
                 yield StudentJob(**base, loss=loss, loss_params=point)
@@ -303,6 +376,17 @@ class Grid:
     @functools.cached_property
     def every_teacher(self) -> list[TeacherJob]:
         return _teachers_of([*self.students, *self.replicate_students])
+
+    @functools.cached_property
+    def distilled(self) -> list[DistilledJob]:
+        """The distilled sets the first round evaluates."""
+        return dedupe(s.distilled for s in self.students if s.distilled is not None)
+
+    @functools.cached_property
+    def replicate_distilled(self) -> list[DistilledJob]:
+        """The distilled sets only a later round's seeds evaluate (made when a round asks for them)."""
+        first = set(self.distilled)
+        return [d for d in dedupe(s.distilled for s in self.replicate_students if s.distilled is not None) if d not in first]
 
 
 def _scores_of(students: list[StudentJob]) -> list[ScoreJob]:

@@ -5,8 +5,9 @@ relative to results/<preset>/; its runner (`kdprune.jobs.runners`) does the work
 rule in workflow/rules/, all of the same shape:
 `python -m kdprune run <kind> --plan results/<preset>/plan.json --key <key> --settings <hash>`.
 
-Adding a kind (e.g. P4's distilled sets): a `JobKind` here, a runner, a rule; a student that trains
-on its output links to it like a student links to its teacher."""
+Adding a kind: a `JobKind` here, a runner, a rule; a job that reads its output links to it like a
+student links to its teacher (P4's `distilled` sets: their evaluation runs are students that read
+them, `StudentJob.distilled`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from kdprune.data import augmentation_of, dataset_slug
-from kdprune.plan.grid import FULL, Grid, ScoreJob, StudentJob, TeacherJob, dedupe
+from kdprune.distill import CONVNET_DEPTH, CONVNET_WIDTH, DISTILLERS, DSA_STRATEGY
+from kdprune.plan.grid import FULL, DistilledJob, Grid, ScoreJob, StudentJob, TeacherJob, dedupe
 from kdprune.registry import Registry
 
 
@@ -102,6 +104,40 @@ def _student_recipe(cfg: dict, job: StudentJob) -> dict:
     return recipe
 
 
+def distilled_spec(cfg: dict, job: DistilledJob) -> dict:
+    """A distilled set's spec: the method's settings (config `distill.<method>`), the causal-effect
+    pruning's (`distill.ite`, only when on: the other sets' specs stay as they were), the selection
+    of the real data it distils and the score spec that selection reads."""
+    ite = {"beta": job.ite, "tails": job.ite_tails, **cfg["distill"]["ite"]} if job.ite else None
+    return {
+        **_common(cfg, job.dataset),
+        "role": "distilled",
+        "method": job.method,
+        "ipc": job.ipc,
+        "settings": dict(cfg["distill"][job.method]),
+        "ite": ite,
+        "selection_method": job.selection_method,
+        "selection_rule": job.selection_rule,
+        "keep": job.keep,
+        "selection": cfg["selection"] if job.score else None,
+        "seed": job.seed,
+        "score_spec": job.score and score_spec(cfg, job.score),
+    }
+
+
+def evaluation_recipe(cfg: dict, job: DistilledJob) -> dict:
+    """How a distilled set is evaluated (config `distill.evaluation`): with DSA and `epochs_dsa`
+    epochs when its method distilled with DSA, as DC/DM's evaluation does (`epoch_eval_train`)."""
+    settings = dict(cfg["distill"]["evaluation"])
+    method = cfg["distill"][job.method]
+    dsa = method.get("dsa", DISTILLERS.meta(job.method)["dsa"])
+    epochs_dsa = settings.pop("epochs_dsa")
+    augment = method.get("dsa_strategy", DSA_STRATEGY) if dsa else None
+    # the network the set was distilled with (the original evaluates its own `model`)
+    network = {"width": method.get("net_width", CONVNET_WIDTH), "depth": method.get("net_depth", CONVNET_DEPTH)}
+    return {**settings, **network, "epochs": epochs_dsa if dsa else settings["epochs"], "augment": augment}
+
+
 def student_spec(cfg: dict, job: StudentJob) -> dict:
     # The specs of the teacher and the score it depends on make the run self-describing.
     upstream = {"teacher_spec": job.teacher and teacher_spec(cfg, job.teacher), "score_spec": job.score and score_spec(cfg, job.score)}
@@ -111,11 +147,13 @@ def student_spec(cfg: dict, job: StudentJob) -> dict:
         upstream["class_scale_spec"] = score_spec(cfg, job.class_scale)
     if job.supervision:
         upstream["supervision_spec"] = score_spec(cfg, job.supervision)
+    if job.distilled:
+        upstream = {"distilled_spec": distilled_spec(cfg, job.distilled)}
     return {
         **_common(cfg, job.dataset),
         "role": "student",
         "arch": job.arch,
-        "recipe": _student_recipe(cfg, job),
+        "recipe": evaluation_recipe(cfg, job.distilled) if job.distilled else _student_recipe(cfg, job),
         "selection_method": job.selection_method,
         "selection_rule": job.selection_rule,
         "keep": job.keep,
@@ -160,6 +198,8 @@ def _student_inputs(cfg: dict, group: list[StudentJob]) -> dict:
         inputs["class_scale"] = [job.class_scale.path for job in group]
     if first.supervision is not None:
         inputs["supervision"] = [job.supervision.path for job in group]
+    if first.distilled is not None:  # seed s evaluates distilled set s
+        inputs["distilled"] = [f"{job.distilled.dir}/{SYNTHETIC}" for job in group]
     return inputs
 
 
@@ -202,6 +242,34 @@ JOB_KINDS.register("teacher_views")(
         inputs=lambda cfg, t: {"model": f"{t.dir}/model.pt"},
         outputs=lambda cfg, t: {"views": f"{t.dir}/views.pt", "meta": f"{t.dir}/views.json"},
         runner="kdprune.jobs.runners:run_views",
+    )
+)
+SYNTHETIC = "synthetic.pt"  # a distilled set's images and labels (beside it: distilled.json, its metadata)
+
+
+def _distilled_jobs(cfg: dict, grid: Grid) -> dict[str, list[DistilledJob]]:
+    """As students: the seeds of a grid point's sets in one job (one start-up, one dataset load),
+    keyed by their parent folder; with `stack_seeds: off`, and for a set only a later round's seed
+    evaluates, one job per set, keyed by its folder."""
+    first: dict[str, list[DistilledJob]] = {}
+    for d in grid.distilled:
+        first.setdefault(d.dir if cfg["stack_seeds"] == "off" else d.group_dir, []).append(d)
+    return {key: sorted(group, key=lambda d: d.seed) for key, group in first.items()} | {d.dir: [d] for d in grid.replicate_distilled}
+
+
+def _distilled_outputs(cfg: dict, group: list[DistilledJob]) -> dict[str, str]:
+    """Each seed's set (SYNTHETIC) and its metadata (distilled.json), in the set's folder."""
+    return {f"{name}_s{d.seed}": f"{d.dir}/{file}" for d in group for name, file in (("synthetic", SYNTHETIC), ("meta", "distilled.json"))}
+
+
+JOB_KINDS.register("distilled")(
+    JobKind(
+        name="distilled",
+        jobs=_distilled_jobs,
+        spec=lambda cfg, group: [distilled_spec(cfg, d) for d in group],
+        inputs=lambda cfg, group: {"scores": [d.score.path for d in group]} if group[0].score else {},
+        outputs=_distilled_outputs,
+        runner="kdprune.jobs.runners:run_distilled",
     )
 )
 JOB_KINDS.register("score")(

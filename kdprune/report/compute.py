@@ -30,7 +30,8 @@ VIEW_PASS_COST = 1 / 3  # an inference forward costs about a third of a training
 def _role(path: Path) -> str:
     if path.name == "views.json":
         return "teacher views"
-    return {"teachers": "teacher", "students": "student", "scores": "score"}[next(p for p in path.parts if p in ("teachers", "students", "scores"))]
+    kinds = {"teachers": "teacher", "students": "student", "scores": "score", "distilled": "distilled set"}
+    return kinds[next(p for p in path.parts if p in kinds)]
 
 
 def compute_summary(files_by_paper: dict[str, list[str]]) -> pd.DataFrame:
@@ -121,6 +122,9 @@ def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
     for name, students in grid.experiments.items():
         paper = paper_of[name]
         for s in students:
+            if s.distilled is not None:  # P4: a distillation's cost is not images x epochs; not extrapolated
+                rows.append({"paper": paper, "role": "distilled set", "job": s.distilled.dir, "seconds": float("nan"), "unmeasured": "distillation"})
+                continue
             n = training_images(s.dataset)
             epochs = cfg["recipes"][s.recipe]["epochs"]
             add(paper, "student", s.dir, epochs * round(s.keep * n), s.arch, s.teacher is not None)

@@ -68,6 +68,8 @@ AXIS_LABELS = {
     "teacher_params": "teacher parameters",
     "teacher_keep": "fraction of the training set the teacher saw",
     "temperature": "temperature T",
+    "ipc": "synthetic images per class (IPC)",
+    "ite": "share of each real batch dropped per tail by the causal effect (beta)",
 }
 
 
@@ -132,4 +134,57 @@ def draw_figure(spec: dict, runs_path: Path, out: Path) -> None:
     fig = FIGURES.get(spec["figure"])(read_runs_table(runs_path), spec)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=150)
+    plt.close(fig)
+
+
+# -- a distilled set's images (P4) --------------------------------------------------------------------
+
+SHOWN_PER_CLASS = 5  # images per class shown of a larger IPC
+
+
+def distilled_images(sets: dict[str, dict], title: str) -> plt.Figure:
+    """Distilled sets as images, one block of rows per set (`sets`: label -> a synthetic.pt's
+    contents), a column per class, up to SHOWN_PER_CLASS images of each class stacked; pixels mapped
+    back from the normalised space with the training set's channel mean and std, clipped to [0, 1]."""
+    blocks = []
+    for label, synthetic in sets.items():
+        images, labels = synthetic["images"], synthetic["labels"]
+        mean, std = synthetic["mean"].view(1, -1, 1, 1), synthetic["std"].view(1, -1, 1, 1)
+        pixels = (images * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+        classes = sorted(set(labels.tolist()))
+        per_class = [[pixels[i] for i in range(len(labels)) if labels[i] == c][:SHOWN_PER_CLASS] for c in classes]
+        blocks.append((label, classes, per_class))
+    rows = sum(max(len(p) for p in per_class) for _, _, per_class in blocks)
+    cols = max(len(classes) for _, classes, _ in blocks)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols + 1.5, 0.9 * rows + 0.8), squeeze=False)
+    row = 0
+    for label, classes, per_class in blocks:
+        depth = max(len(p) for p in per_class)
+        for r in range(depth):
+            for c in range(cols):
+                ax = axes[row + r][c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c < len(classes) and r < len(per_class[c]):
+                    image = per_class[c][r]
+                    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=1)
+                else:
+                    ax.axis("off")
+                if row + r == 0 and c < len(classes):
+                    ax.set_title(f"class {classes[c]}", fontsize=7)
+            axes[row + r][0].set_ylabel(label if r == 0 else "", fontsize=6, rotation=0, ha="right", va="center")
+        row += depth
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def draw_distilled_images(paths: list[Path], out: Path, title: str, base: Path | None = None) -> None:
+    """The image grid of the sets in `paths` (synthetic.pt files), each labelled by its folder
+    relative to `base` (the experiment's part of the path: method, IPC, selection, keep, seed)."""
+    from kdprune.files import load_torch
+
+    sets = {str(p.parent.relative_to(base) if base else p.parent): load_torch(p) for p in paths}
+    fig = distilled_images(sets, title)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -26,6 +26,7 @@ SETTING_BASE = (
     "budget",
     "replicate",
     "teacher_seeds",
+    "distillation",
 )
 NOT_EVIDENCE = "no: this preset checks the pipeline, it is too small to count as evidence"
 
@@ -88,10 +89,10 @@ def _markdown(verdicts: list[dict]) -> str:
             "",
             f"**Statement.** {v['statement']}",
             "",
-            f"**Setting.** preset `{v['preset']}`; dataset {', '.join(map(str, s['dataset']))}; student {', '.join(s['student'])}; "
-            f"teacher {', '.join(s['teacher']) or 'none'} ({s['teacher_epochs']} epochs); selection {', '.join(s['selection'])}; "
-            f"keep {', '.join(f'{k:g}' for k in s['keep'])}; student epochs {', '.join(map(str, s['student_epochs']))} "
-            f"({', '.join(s['budget'])} budget); seeds {', '.join(map(str, s['seeds']))}" + (f"; {extra_axes}" if extra_axes else "") + ".",
+            f"**Setting.** preset `{v['preset']}`; dataset {', '.join(map(str, s['dataset']))}; {_trained(s)}; selection {', '.join(s['selection'])}; "
+            f"keep {', '.join(f'{k:g}' for k in s['keep'])}; seeds {', '.join(map(str, s['seeds']))}"
+            + (f"; {extra_axes}" if extra_axes else "")
+            + ".",
             "",
             f"**Replicates.** {_replicates(s)}" + (f" {_adaptive(v['replicates'])}" if v.get("replicates") else ""),
             "",
@@ -108,7 +109,24 @@ def _markdown(verdicts: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _trained(s: dict) -> str:
+    """What the claim's runs trained: students (and their teachers), or distilled sets and their evaluation."""
+    if "distillation" in s:
+        d = s["distillation"]
+        methods = "; ".join(
+            f"{m} ipc {', '.join(map(str, a['ipc']))}, ite {', '.join(f'{b:g}' for b in a.get('ite', [0]))} ({a['iterations']} iterations)"
+            for m, a in d["methods"].items()
+        )
+        return f"distilled by {methods}; each set evaluated by {d['num_eval']} x {', '.join(s['student'])} ({d['epochs']} epochs, {d['epochs_dsa']} with DSA)"
+    return (
+        f"student {', '.join(s['student'])}; teacher {', '.join(s['teacher']) or 'none'} ({s['teacher_epochs']} epochs); "
+        f"student epochs {', '.join(map(str, s['student_epochs']))} ({', '.join(s['budget'])} budget)"
+    )
+
+
 def _replicates(setting: dict) -> str:
+    if "distillation" in setting:
+        return "each seed s distils set s from its selection (a score with score_seed fixed: one file for every seed) and evaluates it."
     if setting.get("replicate") == "chain":
         return "each seed s redoes the whole chain (teacher s, scores s, student s): teacher-to-teacher variation is in the intervals."
     if setting.get("teacher_seeds"):

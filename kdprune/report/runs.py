@@ -32,13 +32,18 @@ METRIC_COLUMNS = [
     "teacher_wrong_kept",  # P3: what label revision can change, and how much of it data selection supervises
     "supervised_share",
     "wrong_supervised",
+    "acc_std",  # P4: a distilled set's evaluation, the spread of its num_eval networks' accuracies
+    "num_eval",
+    "real_used",  # the real training images its distillation read (after static pruning)
+    "distill_seconds",  # the distillation's time, and the causal-effect criterion's part of it
+    "ite_seconds",
     "checkpoint_sha256",  # an imported teacher's file
     "settings_hash",
     "code_rev",
     "device",
     "torch",
 ]
-TIMING_COLUMNS = ["wall_seconds", "train_seconds", "train_images_per_s"]  # vary between identical runs
+TIMING_COLUMNS = ["wall_seconds", "train_seconds", "train_images_per_s", "distill_seconds", "ite_seconds"]  # vary between identical runs
 
 
 def runs_frame(metrics_paths: list[Path], preset: str) -> pd.DataFrame:
@@ -48,7 +53,7 @@ def runs_frame(metrics_paths: list[Path], preset: str) -> pd.DataFrame:
         row = {
             "preset": preset,
             **m["spec"]["axes"],
-            "budget": m["spec"]["recipe"]["budget"],
+            "budget": m["spec"]["recipe"].get("budget"),  # none for a distilled set's evaluation
             **{c: m.get(c) for c in METRIC_COLUMNS},
             "precision": m.get("accel", {}).get("precision", "fp32"),
             "cuda_graphs": m.get("accel", {}).get("cuda_graphs", False),

@@ -441,11 +441,26 @@ def _context_markdown(spec: dict, records: list[dict] | None) -> str:
     return f"\n## Context: {what}\n\nMeans over the runs (fractions, not points); no verdict rests on them.\n\n{body}"
 
 
-def evaluate_claim_files(spec: dict, runs_path: Path, table_csv: Path, verdict_json: Path, decisions: list[Path] = ()) -> dict:
+def _measure_markdown(spec: dict, records: list[dict] | None) -> str:
+    if records is None:
+        return ""
+    body = format_markdown_table(pd.DataFrame(records)) if records else "(no score files)\n"
+    what = spec["measure"].get("what", "rank correlation of two scores")
+    return f"\n## Measurement: {what}\n\nSpearman rank correlations of the two score files; no verdict rests on them.\n\n{body}"
+
+
+def evaluate_claim_files(
+    spec: dict, runs_path: Path, table_csv: Path, verdict_json: Path, decisions: list[Path] = (), measured: list[Path] = ()
+) -> dict:
     """The claim's table (.csv, .md in points) and verdict (.json); `decisions`: its adaptive
-    replicates' round files, summarised in the verdict (kdprune.report.replicates)."""
+    replicates' round files, summarised in the verdict (kdprune.report.replicates); `measured`:
+    the score files its `measure` compares (kdprune.report.measures), in pairs."""
     runs = read_runs_table(runs_path)
     table, result = evaluate_claim(spec, runs)
+    if spec.get("measure"):
+        from kdprune.report.measures import rank_correlations
+
+        result["measure"] = rank_correlations(list(measured))
     if spec.get("replicates"):
         from kdprune.report.replicates import summary
 
@@ -461,7 +476,8 @@ def evaluate_claim_files(spec: dict, runs_path: Path, table_csv: Path, verdict_j
         + format_markdown_table(in_points(table))
         + f"\nVerdict: **{result['verdict']}**: {result['reason']}.\n\n"
         + reported_markdown(result["reported"])
-        + _context_markdown(spec, result.get("context")),
+        + _context_markdown(spec, result.get("context"))
+        + _measure_markdown(spec, result.get("measure")),
     )
     write_json(verdict_json, result)
     return result

@@ -42,7 +42,7 @@ def test_the_shipped_config_resolves_under_every_preset():
     for preset in BASE["presets"]:
         cfg = resolve(with_change("preset", preset), base_dir=ROOT)
         assert cfg["preset"] == preset and Grid.from_config(cfg).students
-        assert {e["paper"] for e in cfg["experiments"].values()} == {"P1", "P2", "P3"}
+        assert {e["paper"] for e in cfg["experiments"].values()} == {"P1", "P2", "P3", "P4"}
 
 
 def test_preset_only_entries_exist_only_under_their_preset():
@@ -151,7 +151,7 @@ def test_an_error_in_a_paper_file_names_the_file():
 
 def test_unknown_key_lists_allowed_keys():
     msg = error_of(BASE, override("experiments.p1_kd_vs_ce.kep", [0.5]))
-    assert "experiments.p1_kd_vs_ce.kep is not an allowed key; allowed: dataset, keep," in msg
+    assert "experiments.p1_kd_vs_ce.kep is not an allowed key; allowed: dataset, distill, keep," in msg
 
 
 def test_a_loss_needing_a_teacher_without_one_is_refused():

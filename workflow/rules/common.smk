@@ -31,13 +31,24 @@ ON_PLAN = f"--plan {PLAN.plan_file}"
 # key -> the runs of one first-round job (one seed, or a seed group); the seeds adaptive rounds add
 # have their own rule (student_replicate)
 REPLICATE_RUNS = {s.dir for s in PLAN.grid.replicate_students}
-STUDENT_GROUPS = {k: runs for k, runs in PLAN.jobs("student").items() if k not in REPLICATE_RUNS}
-# A rule's outputs are fixed, so seed groups are grouped by their seed list: one rule per list
-# (stack_seeds: off: one rule, `student`, whose key is a run's own folder).
-SEED_LISTS = {}
-for _key, _runs in STUDENT_GROUPS.items():
-    SEED_LISTS.setdefault(None if CFG["stack_seeds"] == "off" else tuple(r.seed for r in _runs), []).append(_key)
+REPLICATE_SETS = {d.dir for d in PLAN.grid.replicate_distilled}
+
+
+def seed_lists(jobs, later):
+    """A rule's outputs are fixed, so seed groups are grouped by their seed list: one rule per list
+    (stack_seeds: off: one list, None, whose keys are runs' own folders). `later`: the keys of the
+    jobs of seeds adaptive rounds add, which have their own rule."""
+    lists = {}
+    for key, group in jobs.items():
+        if key not in later:
+            lists.setdefault(None if CFG["stack_seeds"] == "off" else tuple(job.seed for job in group), []).append(key)
+    return lists
+
+
+SEED_LISTS = seed_lists(PLAN.jobs("student"), REPLICATE_RUNS)
+SET_SEED_LISTS = seed_lists(PLAN.jobs("distilled"), REPLICATE_SETS)  # P4's distilled sets, grouped the same way
 LEDGER = [f"{FIGURES}/claims.{ext}" for ext in ("md", "csv", "json")]
+DISTILLED_FIGURES = PLAN.distilled_figures()  # P4: figure -> the distilled sets it shows
 # Seeds that only adaptive-replicate rounds train (kdprune.plan.config: disjoint from first rounds)
 REPLICATE_SEEDS = sorted({s for exp in CFG["experiments"].values() for s in exp["replicate_seeds"]})
 
@@ -73,25 +84,36 @@ def score_key(w):
     return f"{w.dataset}/scores/{w.key}.npz"
 
 
-def seed_rule_name(seeds):
-    """The rule of the most common seed list is `student` (profiles set its resources); others
-    are `student_seeds_<seeds>`."""
-    most = max(SEED_LISTS, key=lambda k: len(SEED_LISTS[k]))
-    return "student" if seeds == most else "student_seeds_" + "_".join(map(str, seeds))
+def seed_rule_name(seeds, kind="student", lists=SEED_LISTS):
+    """The name of a seed list's rule: the kind's own name (`student`, whose resources profiles set)
+    for the most common list, `<kind>_seeds_<seeds>` for the others."""
+    most = max(lists, key=lambda k: len(lists[k]))
+    return kind if seeds == most else f"{kind}_seeds_" + "_".join(map(str, seeds))
 
 
 def student_log(seeds):
     return f"{RESULTS}/{{group}}/" + ("train.log" if seeds is None else f"train-s{'-'.join(map(str, seeds))}.log")
 
 
-def group_pattern(seeds):
+def group_pattern(seeds, kind="student", lists=SEED_LISTS, folder="students"):
     """The `group` wildcard of a seed list's rule: the other lists' rules name their few keys, and
-    `student` takes every other key (a lookahead, not an alternation of hundreds of keys, which
-    would cost seconds of regex compilation on every parse)."""
-    if seed_rule_name(seeds) != "student":
-        return "|".join(re.escape(group) for group in SEED_LISTS[seeds])
-    others = [re.escape(g) for s, groups in SEED_LISTS.items() if s != seeds for g in groups]
-    return (f"(?!(?:{'|'.join(others)})/)" if others else "") + r"[^/]+/students/.+"
+    the kind's main rule takes every other key (a lookahead, not an alternation of hundreds of keys,
+    which would cost seconds of regex compilation on every parse)."""
+    if seed_rule_name(seeds, kind, lists) != kind:
+        return "|".join(re.escape(group) for group in lists[seeds])
+    others = [re.escape(g) for s, groups in lists.items() if s != seeds for g in groups]
+    return (f"(?!(?:{'|'.join(others)})/)" if others else "") + rf"[^/]+/{folder}/.+"
+
+
+def distilled_log(seeds):
+    return f"{RESULTS}/{{group}}/" + ("distill.log" if seeds is None else f"distill-s{'-'.join(map(str, seeds))}.log")
+
+
+def distilled_outputs(seeds):
+    """The files of a distilled-set job (kdprune.plan.kinds._distilled_outputs): every seed's set
+    and metadata in its own folder under the group; with no seed list, the set's folder is the key."""
+    folders = ["{group}"] if seeds is None else [f"{{group}}/s{s}" for s in seeds]
+    return [f"{RESULTS}/{folder}/{file}" for folder in folders for file in ("synthetic.pt", "distilled.json")]
 
 
 def student_output(seeds):
@@ -134,12 +156,14 @@ ANNOUNCED = set()
 
 
 def claim_inputs(wildcards):
-    """The runs table a claim is decided on, and its round decisions when it has adaptive replicates."""
+    """The runs table a claim is decided on, its round decisions when it has adaptive replicates,
+    and the score files its `measure` compares."""
     claim = CFG["claims"][wildcards.claim]
+    measured = {"measure": PLAN.claim_measure_files(wildcards.claim)}  # score files (.npz) a `measure` compares
     if not claim.get("replicates"):
-        return {"runs": f"{RESULTS}/runs/{claim['experiment']}.csv", "decisions": []}
+        return {"runs": f"{RESULTS}/runs/{claim['experiment']}.csv", "decisions": [], **measured}
     decisions = replicate_rounds(wildcards.claim)
-    return {"runs": claim_runs_after(wildcards.claim, len(decisions) - 1), "decisions": decisions}
+    return {"runs": claim_runs_after(wildcards.claim, len(decisions) - 1), "decisions": decisions, **measured}
 
 
 def claim_runs_after(claim, rounds):

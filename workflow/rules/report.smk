@@ -72,8 +72,8 @@ rule claim:
     params:
         settings=lambda w: PLAN.claim_settings(w.claim),
     shell:
-        # {input}: the runs table, then the round decisions (named inputs are not known in a dry run
-        # until the checkpoints ran)
+        # {input}: the runs table, then the round decisions (.json; named inputs are not known in a
+        # dry run until the checkpoints ran), then the score files of a `measure` (.npz)
         f"python -m kdprune claim --plan {PLAN.plan_file} --claim {{wildcards.claim}} --table {{output.table:q}} "
         "--verdict {output.verdict:q} --runs {input:q} > {log:q} 2>&1"
 
@@ -120,3 +120,18 @@ rule compute:
         "../envs/kdprune.yaml"
     shell:
         f"python -m kdprune compute --plan {PLAN.plan_file} --out-dir {FIGURES} > {{log:q}} 2>&1"
+
+
+# P4: each distillation experiment's distilled images (the first seed's set of every grid point).
+rule distilled_images:
+    input:
+        lambda w: DISTILLED_FIGURES[f"{FIGURES}/{w.paper}/distilled/{w.experiment}.png"],
+    output:
+        f"{FIGURES}/{{paper}}/distilled/{{experiment}}.png",
+    log:
+        f"{RESULTS}/logs/distilled-{{paper}}-{{experiment}}.log",
+    conda:
+        "../envs/kdprune.yaml"
+    shell:
+        f"python -m kdprune show-distilled --plan {PLAN.plan_file} --title '{{wildcards.experiment}}: distilled images, preset {PLAN.preset}' "
+        "--out {output:q} > {log:q} 2>&1"
