@@ -257,6 +257,17 @@ def test_bad_config_stops_before_any_job_with_one_line(workflow_dir):
     assert not (workflow_dir / "results").exists()
 
 
+def test_nested_command_line_values_keep_their_types(workflow_dir):
+    """Snakemake hands the scalars inside a --config mapping over as strings ('5'); they are read as YAML."""
+    out = snakemake(
+        workflow_dir, "-n", "all_figures", "--config", "replicates={min: 3, max: 5}", "papers=[P4]", "distill={evaluation: {num_eval: 3}}"
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    bad = snakemake(workflow_dir, "-n", "all_figures", "--config", "replicates={min: 3, max: five}")
+    lines = [line for line in (bad.stdout + bad.stderr).splitlines() if line.startswith("kdprune:")]
+    assert bad.returncode != 0 and lines and "replicates.max = 'five' is not allowed" in lines[0]
+
+
 def test_a_missing_npz_dataset_stops_the_dry_run_with_one_line(workflow_dir):
     out = snakemake(workflow_dir, "-n", "--config", "dataset=npz:absent.npz")
     lines = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("kdprune:")]

@@ -174,6 +174,26 @@ def resolve(raw: dict, overrides: dict | None = None, base_dir: str | Path = "."
     return chosen
 
 
+def command_line_values(overrides: dict) -> dict:
+    """Snakemake reads a --config value that is a mapping or a list with YAML's BaseLoader, so every
+    scalar inside it is a string (`replicates={min: 3, max: 5}` gives max '5'); read those scalars
+    as the config files' YAML does (5, 0.5, true). Top-level values are left as Snakemake parsed them."""
+
+    def typed(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: typed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [typed(v) for v in value]
+        if isinstance(value, str) and value:
+            try:
+                return yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+        return value
+
+    return {key: typed(value) if isinstance(value, dict | list) else value for key, value in overrides.items()}
+
+
 def load(path: str | Path = "config.yaml", overrides: dict | None = None) -> dict:
     """Read, resolve and validate; `overrides` as with Snakemake's --config."""
     return resolve(load_yaml(path), overrides, Path(path).parent)

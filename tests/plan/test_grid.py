@@ -11,6 +11,7 @@ import pytest
 from kdprune.plan import Plan
 from kdprune.plan.config import ROOT, ConfigError, check_names, check_schema, load, normalise
 from kdprune.plan.grid import Grid
+from kdprune.plan.kinds import evaluation_recipe
 
 
 def grid_of(**experiment) -> Grid:
@@ -239,16 +240,17 @@ def test_every_job_spec_carries_its_datasets_augmentation_and_the_padding_mode_r
 
 
 def test_the_subset_runs_recorded_in_docs_results_are_runs_of_todays_plan():
-    """docs/results/subset holds the claims of P1's `subset` rerun after #13 (its README): every
-    recorded run is a run of today's `subset` plan, of its first round or one an adaptive round may
-    add, with the plan's axes and epochs, and every first-round run of those claims is there."""
+    """docs/results/subset holds the claims of the `subset` reruns (its README): every recorded run
+    is a run of today's `subset` plan, of its first round or one an adaptive round may add, with the
+    plan's axes and epochs, and every first-round run of those claims is there."""
     folder = ROOT / "docs/results/subset"
     recorded = pd.read_csv(folder / "runs.csv")
     recorded["rel"] = recorded.run_dir.str.split("/", n=2).str[2]
-    plan = Plan(load(ROOT / "config.yaml", {"preset": "subset", "papers": ["P1"]}))
+    papers = sorted(path.name for path in folder.iterdir() if path.is_dir() and path.name.startswith("P"))
+    plan = Plan(load(ROOT / "config.yaml", {"preset": "subset", "papers": papers}))
     jobs = {job.dir: job for job in [*plan.grid.every_teacher, *plan.grid.students, *plan.grid.replicate_students]}
     assert set(recorded.rel) <= set(jobs)
-    claims = [path.name.removesuffix(".verdict.json") for path in (folder / "P1").glob("*.verdict.json")]
+    claims = [path.name.removesuffix(".verdict.json") for paper in papers for path in (folder / paper).glob("*.verdict.json")]
     assert claims
     first = {job.dir for claim in claims for job in plan.grid.experiments[plan.cfg["claims"][claim]["experiment"]]}
     assert first <= set(recorded.rel)
@@ -264,7 +266,11 @@ def test_the_subset_runs_recorded_in_docs_results_are_runs_of_todays_plan():
             None if pd.isna(row.teacher) else row.teacher,
         )
         assert axes.get("alpha", float("nan")) == pytest.approx(row.alpha, nan_ok=True)
-        assert plan.cfg["recipes"][job.recipe]["epochs"] == row.epochs
+        if job.distilled:  # a distilled set's evaluation: its networks' passes (epochs + 1), its set's axes
+            assert evaluation_recipe(plan.cfg, job.distilled)["epochs"] + 1 == row.epochs
+            assert (axes["distill"], axes["ipc"], axes["ite"], axes["ite_tails"]) == (row.distill, row.ipc, row.ite, row.ite_tails)
+        else:
+            assert plan.cfg["recipes"][job.recipe]["epochs"] == row.epochs
 
 
 def test_the_planning_layer_imports_no_torch_pandas_or_scipy():

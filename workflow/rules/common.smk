@@ -8,7 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import IncompleteCheckpointException
 
 from kdprune.plan import Plan
-from kdprune.plan.config import ConfigError, resolve
+from kdprune.plan.config import ConfigError, command_line_values, resolve
 
 try:
     if workflow.remote_exec and Path(Plan.file_of(config.get("preset"))).is_file():
@@ -18,7 +18,7 @@ try:
     else:
         # --config key=value pairs win over the chosen preset and the paper files (they are
         # already merged into `config`, but the preset and the papers are merged after them).
-        PLAN = Plan(resolve(config, workflow.config_settings.config, workflow.basedir))
+        PLAN = Plan(resolve(config, command_line_values(workflow.config_settings.config), workflow.basedir))
 except ConfigError as err:
     raise SystemExit(f"kdprune: {err}")
 
