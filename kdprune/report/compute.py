@@ -117,17 +117,17 @@ def estimate_grid(cfg: dict, measured: pd.DataFrame) -> pd.DataFrame:
 
     def add(paper: str, role: str, key: str, images: float, arch: str, kd: bool) -> None:
         ips = speed.get((arch, kd)) or (speed.get((arch, False)) if kd else None)
+        ips = None if ips is None or pd.isna(ips) else ips  # no run of the architecture measured its speed
         rows.append({"paper": paper, "role": role, "job": key, "seconds": images / ips if ips else float("nan"), "unmeasured": None if ips else arch})
 
     for name, students in grid.experiments.items():
         paper = paper_of[name]
         for s in students:
+            n = training_images(s.dataset)
             if s.distilled is not None:  # P4: a distillation's cost is not images x epochs; not extrapolated
                 rows.append({"paper": paper, "role": "distilled set", "job": s.distilled.dir, "seconds": float("nan"), "unmeasured": "distillation"})
-                continue
-            n = training_images(s.dataset)
-            epochs = cfg["recipes"][s.recipe]["epochs"]
-            add(paper, "student", s.dir, epochs * round(s.keep * n), s.arch, s.teacher is not None)
+            else:
+                add(paper, "student", s.dir, cfg["recipes"][s.recipe]["epochs"] * round(s.keep * n), s.arch, s.teacher is not None)
             if s.teacher is not None:
                 t = s.teacher
                 add(paper, "teacher", t.dir, cfg["recipes"][t.recipe]["epochs"] * round(t.keep * n), t.arch, False)
