@@ -41,7 +41,7 @@ def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     )
     for ax in grid.axes.flat:
         ax.set_xlabel(AXIS_LABELS["keep"])
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_ylabel(_metric_label(metric, df))
         ax.grid(alpha=0.3)
     teachers = ", ".join(spec["setting"]["teacher"]) or "no"
     grid.figure.suptitle(_title(spec, df, f"{', '.join(spec['setting']['student'])} student, {teachers} teacher"), fontsize=10)
@@ -50,7 +50,8 @@ def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
 
 
 def _title(spec: dict, runs: pd.DataFrame, what: str) -> str:
-    n = runs.groupby([c for c in ("selection", "keep", "loss", "alpha", "teacher", "teacher_keep") if c in runs])["seed"].nunique()
+    groups = [c for c in ("selection", "keep", "loss", "alpha", "teacher", "teacher_keep", "distill", "ipc", "ite", "ite_tails") if c in runs]
+    n = runs.groupby(groups, dropna=False)["seed"].nunique()  # a column no run sets (a CE run's teacher) is one group
     n_txt = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
     data = ", ".join(map(str, runs["dataset"].unique()))
     return f"{spec['id']}: {what}, preset {spec['preset']}\nmean ± std over {n_txt} seeds; dataset {data}"
@@ -62,6 +63,15 @@ METRIC_LABELS = {  # the y axis of a claim's metric (x 100 on every figure)
     "ts_gap": "teacher - student accuracy on the kept images (points)",
     "agreement_kept": "teacher-student top-1 agreement on the kept images (%)",
 }
+DISTILLED_ACC = "test accuracy (%), mean of evals"  # P4: a distilled set's final_acc, over its evaluation networks
+
+
+def _metric_label(metric: str, runs: pd.DataFrame) -> str:
+    if metric == "final_acc" and "distill" in runs and runs["distill"].notna().all():
+        return DISTILLED_ACC
+    return METRIC_LABELS.get(metric, metric)
+
+
 AXIS_LABELS = {
     "keep": "kept fraction f of the training set",
     "alpha": "KD weight alpha",
@@ -100,7 +110,7 @@ def lines(runs: pd.DataFrame, spec: dict) -> plt.Figure:
     )
     for ax in grid.axes.flat:
         ax.set_xlabel(AXIS_LABELS.get(opts["x"], opts["x"]))
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_ylabel(_metric_label(metric, df))
         ax.grid(alpha=0.3)
         if opts.get("log_x"):
             ax.set_xscale("log")
