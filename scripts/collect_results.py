@@ -57,7 +57,7 @@ def main() -> None:
     if (args.out / "runs.csv").is_file():  # earlier sessions' runs stay; a run collected again is replaced
         runs = pd.concat([pd.read_csv(args.out / "runs.csv"), runs]).drop_duplicates("run_dir", keep="last")
     runs.sort_values(["role", "run_dir"]).to_csv(args.out / "runs.csv", index=False)
-    every = sorted((args.out / args.paper).glob("*.verdict.json"))
+    every = sorted(args.out.glob("P*/*.verdict.json"))  # every paper's claims collected so far
     subprocess.run([sys.executable, "-m", "kdprune", "ledger", "--out-dir", str(args.out), *map(str, every)], check=True)
     print(f"{len(verdicts)} claims collected ({', '.join(v.stem for v in verdicts)}), {len(every)} in {args.out}, {len(runs)} runs")
 
