@@ -32,7 +32,7 @@ def test_smoke_grid_through_the_slurm_profile_equals_the_local_run(slurm_cluster
     assert "submitit" in out.stdout + out.stderr  # the jobs really went through the plugin
 
     remote = pd.read_csv(workdir / "results/smoke/runs.csv")
-    assert len(remote) == 13 + 225 and (remote.device == "cpu").all()  # teachers + students
+    assert len(remote) == 13 + 225 + 36 and (remote.device == "cpu").all()  # teachers, students, P4's evaluations
     pd.testing.assert_frame_equal(comparable(remote), comparable(pd.read_csv(local_dir / "results/smoke/runs.csv")))
 
     def verdicts(d):
