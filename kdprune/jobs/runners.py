@@ -69,10 +69,11 @@ def run_distilled(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log
     `ipc` synthetic images per class; the dataset is loaded once."""
     _check_one_seed_group(specs)
     data = load_data(specs[0])
+    stats = data.channel_stats()  # what maps the images back to pixels (figures), the same for every seed
     scores = inputs.get("scores") or [None] * len(specs)
     for spec, score in zip(specs, scores):
         seed = spec["seed"]
-        distill_set(spec, data, Path(outputs[f"synthetic_s{seed}"]), Path(outputs[f"meta_s{seed}"]), score and Path(score), log)
+        distill_set(spec, data, stats, Path(outputs[f"synthetic_s{seed}"]), Path(outputs[f"meta_s{seed}"]), score and Path(score), log)
 
 
 def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
@@ -104,6 +105,12 @@ def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log:
 # -- the work -------------------------------------------------------------------------------------
 
 
+def provenance(spec: dict, device: torch.device) -> dict:
+    """What every job's metadata file records of how it was made: its spec and settings hash, the
+    code revision and the platform."""
+    return {"spec": spec, "settings_hash": settings_hash(spec), "code_rev": code_revision(), **platform_info(device)}
+
+
 def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, teacher_path: Path | None = None) -> None:
     """A pruning score of every training sample -> out (.npz: `scores`, `labels`, and any extra
     array the score returns, e.g. teacher_ce's `class_logit_std`) and its metadata (.json). A score
@@ -128,20 +135,18 @@ def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, tea
     write_json(
         out.with_suffix(".json"),
         {
-            "spec": spec,
-            "settings_hash": settings_hash(spec),
-            "code_rev": code_revision(),
+            **provenance(spec, device),
             "wall_seconds": time.perf_counter() - t0,
-            **platform_info(device),
         },
     )
     log(f"[score {spec['method']}] {len(scores)} scores in {time.perf_counter() - t0:.1f}s -> {out}")
 
 
-def distill_set(spec: dict, data, out: Path, meta: Path, scores_path: Path | None, log: Callable[[str], None] = print) -> dict:
+def distill_set(spec: dict, data, stats: tuple, out: Path, meta: Path, scores_path: Path | None, log: Callable[[str], None] = print) -> dict:
     """Distil the spec's selection of the real training images with its method (kdprune.distill),
     BiLP's causal-effect pruning on when `ite` is given -> out (images, labels: what an evaluation
-    reads) and meta (the loss history, the resolved settings, the time spent and the ITE's share)."""
+    reads, with `stats`: the channel mean and std) and meta (the loss history, the resolved settings,
+    the time spent and the ITE's share)."""
     from kdprune.distill import DISTILLERS
     from kdprune.distill.ite import CausalEffectFilter
 
@@ -154,14 +159,11 @@ def distill_set(spec: dict, data, out: Path, meta: Path, scores_path: Path | Non
         settings["real_batch_filter"] = ite
     result = DISTILLERS.get(spec["method"])(data, subset, spec["ipc"], settings, spec["seed"], device, log)
     seconds = time.perf_counter() - t0
-    mean, std = data.channel_stats()  # what maps the images back to pixels (figures)
+    mean, std = stats
     synthetic = {"images": result["images"], "labels": result["labels"], "mean": mean, "std": std}
     save_torch(out, {**synthetic, "method": spec["method"], "ipc": spec["ipc"], "dataset": data.name})
     info = {
-        "spec": spec,
-        "settings_hash": settings_hash(spec),
-        "code_rev": code_revision(),
-        **platform_info(device),
+        **provenance(spec, device),
         "settings": result["settings"],
         "history": result["history"],
         "real_used": len(subset),
@@ -185,6 +187,7 @@ def evaluate_distilled(specs: list[dict], out_dirs: list[Path], synthetic: list[
     _check_one_seed_group(specs)
     device = pick_device(specs[0]["device"])
     data = load_data(specs[0])
+    n_params = sum(p.numel() for p in _evaluated_network(specs[0], data).parameters())  # one network for every seed
     out = []
     for spec, out_dir, path in zip(specs, out_dirs, synthetic):
         t0 = time.perf_counter()
@@ -195,10 +198,7 @@ def evaluate_distilled(specs: list[dict], out_dirs: list[Path], synthetic: list[
         result = evaluate_synthetic(synthetic_set["images"], synthetic_set["labels"], data, settings, spec["seed"], device, log)
         made = read_json(path.parent / "distilled.json")
         metrics = {
-            "spec": spec,
-            "settings_hash": settings_hash(spec),
-            "code_rev": code_revision(),
-            **platform_info(device),
+            **provenance(spec, device),
             "final_acc": result["mean"],
             "acc_std": result["std"],
             "accs": result["accs"],
@@ -206,7 +206,7 @@ def evaluate_distilled(specs: list[dict], out_dirs: list[Path], synthetic: list[
             "epochs": result["passes"],
             "subset_size": len(synthetic_set["labels"]),  # what the evaluation trains on
             "n_test": len(data.y_test),
-            "n_params": sum(p.numel() for p in _evaluated_network(spec, data).parameters()),
+            "n_params": n_params,
             "train_seconds": result["train_seconds"],
             "wall_seconds": time.perf_counter() - t0,
             **{key: made[key] for key in ("real_used", "distill_seconds", "ite_seconds", "ite_refreshes")},
@@ -556,10 +556,7 @@ def _save_run(
         },
     )
     metrics = {
-        "spec": spec,
-        "settings_hash": settings_hash(spec),
-        "code_rev": code_revision(),
-        **platform_info(device),
+        **provenance(spec, device),
         **extra,
         "subset_size": len(subset),
         "n_test": len(data.y_test),  # the verdicts' binomial floor on a contrast's spread (kdprune/report/stats.py)
