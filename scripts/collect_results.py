@@ -41,7 +41,10 @@ def main() -> None:
     for verdict in verdicts:
         claim = verdict.stem
         for ext in ("md", "csv", "png"):
-            shutil.copy(figures / args.paper / f"{claim}.{ext}", args.out / args.paper / f"{claim}.{ext}")
+            source = figures / args.paper / f"{claim}.{ext}"
+            if ext == "png" and not source.exists():  # a claim whose figure another claim draws (P4-C1b: C1a's)
+                continue
+            shutil.copy(source, args.out / args.paper / f"{claim}.{ext}")
         shutil.copy(verdict, args.out / args.paper / f"{claim}.verdict.json")
         shutil.rmtree(args.out / "replicates" / claim, ignore_errors=True)  # this run's rounds replace earlier ones
         for decision in sorted((results / "replicates" / claim).glob("round*.json")):
