@@ -24,8 +24,11 @@ def cmd_run(args) -> None:
             f"kdprune run: the {args.kind} job {args.key} was scheduled with settings {args.settings}, but {args.plan} now "
             f"gives {settings_hash(spec)}: the config changed while the workflow ran; rerun Snakemake"
         )
+    from kdprune.stopping import stop_on_signals
+
     runner = import_target(JOB_KINDS.get(args.kind).runner)
-    runner(spec, plan.inputs(args.kind, args.key), plan.outputs(args.kind, args.key), plan.cfg, _log)
+    with stop_on_signals():  # SIGTERM/SIGUSR2: checkpoint at the next safe point, exit 75 (kdprune.stopping)
+        runner(spec, plan.inputs(args.kind, args.key), plan.outputs(args.kind, args.key), plan.cfg, _log)
 
 
 def cmd_runs(args) -> None:
@@ -278,12 +281,20 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     from kdprune.data import DatasetMissing
+    from kdprune.files import DiskFull
     from kdprune.plan.config import ConfigError
     from kdprune.registry import UnknownName
+    from kdprune.stopping import PREEMPTED_EXIT, NonFiniteLoss, Preempted
 
     try:
         args.func(args)
-    except (ConfigError, DatasetMissing, UnknownName) as err:  # user errors: one line, no traceback
+    except (ConfigError, DatasetMissing, UnknownName, DiskFull) as err:  # user errors: one line, no traceback
         print(f"kdprune {args.verb}: {err}", file=sys.stderr)
         return 2
+    except NonFiniteLoss as err:  # the run's own failure: one line, the rest of the workflow goes on (--keep-going)
+        print(f"kdprune {args.verb}: {err}", file=sys.stderr)
+        return 1
+    except Preempted as err:  # state saved: a rerun (submitit's requeue) resumes
+        print(f"kdprune {args.verb}: {err}", file=sys.stderr)
+        return PREEMPTED_EXIT
     return 0
