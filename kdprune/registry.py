@@ -9,9 +9,10 @@ scipy."""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -21,6 +22,16 @@ def import_target(path: str) -> Any:
     """The object named by "module:attribute", imported now."""
     module, _, attribute = path.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def did_you_mean(name: object, allowed: Iterable[object]) -> str:
+    """What an unknown name is told: `allowed: a, b, c`, and `; did you mean 'b'?` when it is a near
+    miss of one of them (a typo). Every unknown key and name (registries, config keys, presets,
+    papers) says it this way."""
+    allowed = [str(option) for option in allowed]
+    folded = {option.lower(): option for option in allowed}  # `convnet` is a near miss of `ConvNet`
+    close = difflib.get_close_matches(str(name).lower(), folded, n=1, cutoff=0.6)
+    return f"allowed: {', '.join(allowed)}" + (f"; did you mean {folded[close[0]]!r}?" if close else "")
 
 
 class UnknownName(KeyError):
@@ -59,7 +70,7 @@ class Registry(Generic[T]):
 
     def _check(self, name: str) -> None:
         if name not in self._meta:
-            raise UnknownName(f"unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}")
+            raise UnknownName(f"unknown {self.kind} {name!r}; {did_you_mean(name, self.names())}")
 
     def get(self, name: str) -> T:
         self._check(name)

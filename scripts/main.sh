@@ -16,4 +16,7 @@ if [ "${KDPRUNE_FORKSERVER:-}" != off ]; then
 else
     unset KDPRUNE_FORKSERVER
 fi
-exec snakemake --cores all all_figures --rerun-incomplete "$@"
+# --keep-going: a failed job (a run whose loss turned non-finite, say) stops its own branch only;
+# every other job still runs, the ledger marks the claims that needed it `incomplete`, and the exit
+# status is still non-zero.
+exec snakemake --cores all all_figures --rerun-incomplete --keep-going "$@"

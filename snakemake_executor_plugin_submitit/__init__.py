@@ -64,13 +64,22 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=3,
         metadata={
             "help": "How often submitit requeues a job that reached its time limit (the job "
-            "resumes from its own checkpoint). Preemptions do not count.",
+            "resumes from its own checkpoint). A preemption signal counts too when it comes after "
+            "min(0.8 x limit, limit - 10 min), which submitit takes for a timeout.",
         },
     )
     signal_delay_s: int = field(
         default=90,
         metadata={
             "help": "Seconds before the time limit at which SLURM signals the job, so submitit can requeue it before it is killed.",
+        },
+    )
+    grace_s: int = field(
+        default=20,
+        metadata={
+            "help": "Seconds a job's command gets after SIGTERM (preemption, time limit, scancel) to write its checkpoint "
+            "and exit before it is killed. Keep it below the site's KillWait (scontrol show config; default 30 s), "
+            "after which SLURM kills the whole job anyway.",
         },
     )
 
@@ -120,7 +129,7 @@ class Executor(RemoteExecutor):
         name = self.get_jobname(job).removesuffix(".sh")
         executor = self._submitit_executor(job, name)
         try:
-            submitted = executor.submit(ShellCommand(self.format_job_exec(job)))
+            submitted = executor.submit(ShellCommand(self.format_job_exec(job), grace_s=self.settings.grace_s))
         except Exception as error:  # sbatch rejected it: a profile error, retrying won't help
             raise WorkflowError(f"Submitting {name} failed: {error}") from error
         info = SubmittedJobInfo(job, external_jobid=submitted.job_id, aux={"submitit": submitted})
@@ -199,7 +208,7 @@ class Executor(RemoteExecutor):
         if self.status_command == "sacct":
             self.status_queries["sacct"] += 1
             try:
-                return self._log_round(status.sacct_states(ids), "sacct", len(ids))
+                return self._log_round(self._ask_controller_if_requeued(status.sacct_states(ids)), "sacct", len(ids))
             except status.StatusQueryError as error:
                 self.logger.warning(f"{error}; polling with squeue from now on")
                 self.status_command = "squeue"
@@ -209,6 +218,21 @@ class Executor(RemoteExecutor):
         except status.StatusQueryError as error:  # transient: try again next round
             self.logger.warning(str(error))
             return {}
+
+    def _ask_controller_if_requeued(self, states: dict[str, str]) -> dict[str, str]:
+        """sacct's PREEMPTED or NODE_FAIL may be a run that SLURM is requeueing: one squeue call for
+        those jobs, whose answer wins where it still lists them. Reporting such a job failed would
+        make Snakemake give up on it (or submit it again) while SLURM runs it once more."""
+        doubtful = [job_id for job_id, state in states.items() if state in status.MAYBE_REQUEUED]
+        if not doubtful:
+            return states
+        self.status_queries["squeue"] += 1
+        try:
+            live = status.squeue_states(doubtful)
+        except status.StatusQueryError as error:  # the accounting's word, as before this check
+            self.logger.warning(f"{error}; taking sacct's state for job(s) {' '.join(doubtful)}")
+            return states
+        return {**states, **{job_id: state for job_id, state in live.items() if state != status.GONE}}
 
     def _log_round(self, states: dict[str, str], command: str, n_jobs: int) -> dict[str, str]:
         self.logger.debug(f"submitit status round {self.status_rounds}: 1 {command} call for {n_jobs} jobs")

@@ -23,6 +23,11 @@ FAILED_STATES = frozenset(
         "SPECIAL_EXIT",
     }
 )
+# States SLURM writes to the accounting for a run that it may requeue (preemption with
+# PreemptMode=REQUEUE, a node failure of a --requeue job): sacct shows them as the job's newest
+# record until the requeued run is recorded, seconds to minutes later. Only the controller
+# (squeue) knows then whether the job is over or pending again.
+MAYBE_REQUEUED = frozenset({"PREEMPTED", "NODE_FAIL"})
 # squeue no longer lists a job some minutes after it ended (MinJobAge); the plugin then
 # decides from the result file submitit wrote.
 GONE = "GONE"

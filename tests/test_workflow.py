@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import only_p1_c1, snakemake
+from workflow_helpers import copy_workflow, only_p1_c1, snakemake
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -487,11 +487,13 @@ def test_adaptive_replicates_add_seeds_in_rounds(workflow_dir):
 
 
 @pytest.mark.workflow
-def test_the_main_commands_unlock_respects_a_live_run_and_clears_a_killed_ones(workflow_dir):
+def test_the_main_commands_unlock_respects_a_live_run_and_clears_a_killed_ones(workflow_dir, tmp_path):
     """scripts/unlock_stale.sh, which scripts/main.sh runs first (issue #17): while a Snakemake run
     holds the folder's lock it refuses with one line naming the process; once that run is killed
-    (SIGKILL: its lock stays) it removes the lock, and the run started again with
-    --rerun-incomplete (as main.sh does) finishes the killed run's work."""
+    (SIGKILL, with a student mid-training: its lock stays) it removes the lock, and the run started
+    again with --rerun-incomplete (as main.sh does) redoes no finished job, resumes the student
+    from its checkpoint, and ends with the runs table and training histories of an uninterrupted
+    run."""
     import os
     import signal
     import subprocess
@@ -500,11 +502,11 @@ def test_the_main_commands_unlock_respects_a_live_run_and_clears_a_killed_ones(w
 
     from workflow_helpers import REPO
 
-    only_p1_c1(
-        workflow_dir,
-        {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.3], "loss": {"ce": {}}, "seed": [0]},
-        recipes={"teacher": {"epochs": 2}, "student": {"epochs": 200}, "score": {"epochs": 2}},  # killed as it starts (10-20 s)
-    )
+    grid = {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.3], "loss": {"kd": {}}, "seed": [0]}
+    recipes = {"teacher": {"epochs": 2}, "student": {"epochs": 60}, "score": {"epochs": 2}}  # the student is killed after its first epochs
+    only_p1_c1(workflow_dir, grid, recipes)
+    uninterrupted = copy_workflow(tmp_path / "uninterrupted")
+    only_p1_c1(uninterrupted, grid, recipes)
     target = "results/smoke/runs.csv"
     run = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--cores", "1", target],
@@ -514,20 +516,35 @@ def test_the_main_commands_unlock_respects_a_live_run_and_clears_a_killed_ones(w
         stderr=subprocess.DEVNULL,
     )
     unlock = ["bash", str(REPO / "scripts/unlock_stale.sh")]
+    students = workflow_dir / "results/smoke/digits/students"
     try:
-        logs = workflow_dir / "results/smoke/digits/students"
         deadline = time.time() + 300
-        while not any(logs.rglob("train-s0.log")) and time.time() < deadline:  # the student is training
-            time.sleep(0.5)
+        while not any(students.rglob("checkpoint.pt")) and time.time() < deadline:  # the student has trained an epoch
+            assert run.poll() is None, "the workflow ended before its student wrote a checkpoint"
+            time.sleep(0.2)
         held = subprocess.run(unlock, cwd=workflow_dir, capture_output=True, text=True)
         assert held.returncode == 1 and f"a running Snakemake (pid {run.pid}) holds the lock" in held.stderr, held.stderr
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
     assert any((workflow_dir / ".snakemake/locks").iterdir())  # a killed run leaves its lock
+    assert not list(students.rglob("metrics.json"))  # killed mid-training
+    finished = {p: p.stat().st_mtime_ns for p in (workflow_dir / "results/smoke/digits/teachers").rglob("*") if p.is_file()}
+    assert any(p.name == "model.pt" for p in finished)
     cleared = subprocess.run(unlock, cwd=workflow_dir, capture_output=True, text=True)
     assert cleared.returncode == 0 and cleared.stderr.count("\n") == 1 and "removing the lock a stopped Snakemake run left" in cleared.stderr
     assert not list((workflow_dir / ".snakemake").glob("locks/*"))
     again = snakemake(workflow_dir, "--cores", "2", target, "--rerun-incomplete")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert len(pd.read_csv(workflow_dir / target).query("role == 'student'")) == 1
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # the finished teacher was not redone
+    assert "resuming from" in next(students.rglob("train-s0.log")).read_text()
+    whole = snakemake(uninterrupted, "--cores", "2", target)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    same = ["role", "arch", "keep", "seed", "final_acc", "best_acc", "best_epoch", "subset_size", "sample_steps", "settings_hash"]
+    resumed_runs, whole_runs = (pd.read_csv(d / target) for d in (workflow_dir, uninterrupted))
+    assert len(resumed_runs.query("role == 'student'")) == 1
+    pd.testing.assert_frame_equal(resumed_runs[same], whole_runs[same])
+    history = [
+        json.loads(next((d / "results/smoke/digits/students").rglob("metrics.json")).read_text())["history"] for d in (workflow_dir, uninterrupted)
+    ]
+    assert [h["loss"] for h in history[0]] == [h["loss"] for h in history[1]] and len(history[0]) == 60

@@ -5,13 +5,15 @@ by the evaluation, which trains fresh networks on it. Declared here (torch-free)
 module per method (kdprune.distill.dc, kdprune.distill.dm) on shared parts (kdprune.distill.synthetic:
 the real pool and the synthetic initialisation; kdprune.distill.dsa: the differentiable augmentation).
 
-Every distiller is `distill(real, subset, ipc, settings, seed, device, log=print) -> dict`:
+Every distiller is `distill(real, subset, ipc, settings, seed, device, log=print, checkpoint=None) -> dict`:
 `real` an in-memory ImageData (kdprune.data.images), `subset` the indices of the training images
 the method may read (the pruned set; all of them for no pruning), `ipc` the images per class,
 `settings` the method's options (iterations, lr_img, batch_real, dsa, dsa_strategy, ...; each
 module's DEFAULTS lists them with the original's values). It returns at least `images` (float,
 [classes * ipc, channels, H, W], in the normalised space the networks read), `labels` (int64, class
-c at rows c * ipc ... (c + 1) * ipc - 1) and `history` (the matching loss of every iteration)."""
+c at rows c * ipc ... (c + 1) * ipc - 1) and `history` (the matching loss of every iteration). With a
+`checkpoint` (kdprune.distill.resume.Checkpoint) it saves its state as it goes, stops on SIGTERM or
+SIGUSR2 with `Preempted`, and a rerun resumes to the same result."""
 
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from kdprune.distill import CONVNET_DEPTH, CONVNET_WIDTH, DISTILLERS
 from kdprune.distill.dsa import DEFAULT_STRATEGY, DSAParams, apply, draw
+from kdprune.distill.resume import Checkpoint, Loop, iterate, run_key
 from kdprune.distill.synthetic import RealPool, distilled, fresh_network, generators, initial_images, matched_batches, settings_of
 
 # Outer and inner loop counts per IPC (the original's get_loops)
@@ -130,8 +131,9 @@ def train_on_synthetic(net, optimizer, images, labels, batch_size, epochs, dsa_s
             optimizer.step()
 
 
-def distill_dc(real, subset, ipc: int, settings: dict | None, seed: int, device, log=print) -> dict:
-    """Distil `ipc` images per class from the training images `subset` of `real` by gradient matching."""
+def distill_dc(real, subset, ipc: int, settings: dict | None, seed: int, device, log=print, checkpoint: Checkpoint | None = None) -> dict:
+    """Distil `ipc` images per class from the training images `subset` of `real` by gradient
+    matching; with `checkpoint`, resumable (kdprune.distill.resume)."""
     s = settings_of(DEFAULTS, settings, log)
     if (s["outer_loop"] is None) != (s["inner_loop"] is None):
         raise ValueError("set both outer_loop and inner_loop, or neither")
@@ -146,10 +148,10 @@ def distill_dc(real, subset, ipc: int, settings: dict | None, seed: int, device,
     image_syn = images.detach().clone().requires_grad_(True)
     labels_dev = labels.to(device)
     optimizer_img = torch.optim.SGD([image_syn], lr=s["lr_img"], momentum=s["momentum_img"])
-    history: list[float] = []
+    loop = Loop(image_syn, optimizer_img, gen, s["real_batch_filter"])
     log(f"dc: {pool.num_classes} classes x {ipc} ipc from {len(pool.labels)} real images; loops {outer}/{inner}, dsa {bool(s['dsa'])}")
 
-    for it in range(s["iterations"] + 1):
+    def step(it: int) -> float:
         net = fresh_network(pool, s, gen["net"])
         optimizer_net = torch.optim.SGD(net.parameters(), lr=s["lr_net"])
         loss_sum = 0.0
@@ -167,8 +169,7 @@ def distill_dc(real, subset, ipc: int, settings: dict | None, seed: int, device,
             train_on_synthetic(
                 net, optimizer_net, image_syn.detach().clone(), labels_dev, s["batch_train"], inner, strategy, gen["shuffle"], gen["dsa"], params
             )
-        history.append(loss_sum / (pool.num_classes * outer))
-        if s["log_every"] and it % s["log_every"] == 0:
-            log(f"dc iter {it:05d}/{s['iterations']} loss {history[-1]:.4f}")
+        return loss_sum / (pool.num_classes * outer)
 
-    return distilled("dc", image_syn, labels, history, ipc, seed, s)
+    iterate("dc", step, loop, s, run_key("dc", real, subset, ipc, seed, s), checkpoint, log)
+    return distilled("dc", loop, labels, ipc, seed, s)

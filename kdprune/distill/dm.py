@@ -29,6 +29,7 @@ import torch
 
 from kdprune.distill import CONVNET_DEPTH, CONVNET_WIDTH, DISTILLERS
 from kdprune.distill.dsa import DEFAULT_STRATEGY, DSAParams
+from kdprune.distill.resume import Checkpoint, Loop, iterate, run_key
 from kdprune.distill.synthetic import RealPool, distilled, fresh_network, generators, initial_images, matched_batches, settings_of
 
 DEFAULTS = {
@@ -69,8 +70,9 @@ def dm_update(pool: RealPool, image_syn: torch.Tensor, optimizer_img, ipc: int, 
     return loss.item()
 
 
-def distill_dm(real, subset, ipc: int, settings: dict | None, seed: int, device, log=print) -> dict:
-    """Distil `ipc` images per class from the training images `subset` of `real` by matching mean embeddings."""
+def distill_dm(real, subset, ipc: int, settings: dict | None, seed: int, device, log=print, checkpoint: Checkpoint | None = None) -> dict:
+    """Distil `ipc` images per class from the training images `subset` of `real` by matching mean
+    embeddings; with `checkpoint`, resumable (kdprune.distill.resume)."""
     s = settings_of(DEFAULTS, settings, log)
     device = torch.device(device if device is not None else "cpu")
     gen = generators(seed, "data", "net", "dsa")
@@ -81,12 +83,11 @@ def distill_dm(real, subset, ipc: int, settings: dict | None, seed: int, device,
     images, labels = initial_images(pool, ipc, s["init"], gen["data"])
     image_syn = images.detach().clone().requires_grad_(True)
     optimizer_img = torch.optim.SGD([image_syn], lr=s["lr_img"], momentum=s["momentum_img"])
-    history: list[float] = []
+    loop = Loop(image_syn, optimizer_img, gen, s["real_batch_filter"])
     log(f"dm: {pool.num_classes} classes x {ipc} ipc from {len(pool.labels)} real images; dsa {strategy or 'off'}")
 
-    for it in range(s["iterations"] + 1):
-        history.append(dm_update(pool, image_syn, optimizer_img, ipc, it, s, gen, params) / pool.num_classes)
-        if s["log_every"] and it % s["log_every"] == 0:
-            log(f"dm iter {it:05d}/{s['iterations']} loss {history[-1]:.4f}")
+    def step(it: int) -> float:
+        return dm_update(pool, image_syn, optimizer_img, ipc, it, s, gen, params) / pool.num_classes
 
-    return distilled("dm", image_syn, labels, history, ipc, seed, s)
+    iterate("dm", step, loop, s, run_key("dm", real, subset, ipc, seed, s), checkpoint, log)
+    return distilled("dm", loop, labels, ipc, seed, s)

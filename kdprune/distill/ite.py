@@ -43,6 +43,8 @@ is a refresh when t is a multiple of `interval`: the batch is scored, its tails 
 recorded, its middle kept and cleared from the record. Other calls score nothing and drop the
 batch's images that the record holds. DM calls the hook once per class and iteration (so `interval`
 counts iterations), DC once per class and outer loop. A batch of fewer than two images is kept.
+The record (`state_dict`, `load_state_dict`) travels in a distillation's checkpoint, so a resumed
+run drops what the uninterrupted one would (kdprune.distill.resume).
 
 Choices of this implementation (the paper gives none in code): `beta` is per tail, the refresh
 counts calls per class, and a sample dropped at one refresh may come back at a later one when it is
@@ -203,6 +205,20 @@ class CausalEffectFilter:
                 self.dropped.add(i)
         self.refreshes += 1
         return batch.keep(kept)
+
+    def config(self) -> dict:
+        """What decides its verdicts (part of a resumed distillation's identity, kdprune.distill.resume)."""
+        match = self.match and f"{self.match.__module__}.{self.match.__qualname__}"
+        return {"beta": self.beta, "interval": self.interval, "tails": self.tails, "exact": self.exact, "chunk": self.chunk, "match": match}
+
+    def state_dict(self) -> dict:
+        """Its record (plain ints, a float: a checkpoint loads with weights_only)."""
+        return {"dropped": sorted(self.dropped), "calls": dict(self.calls), "refreshes": self.refreshes, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dropped = {int(i) for i in state["dropped"]}
+        self.calls = {int(c): int(n) for c, n in state["calls"].items()}
+        self.refreshes, self.seconds = int(state["refreshes"]), float(state["seconds"])
 
     def effects(self, batch) -> torch.Tensor:
         """The ITE of every image of the batch."""

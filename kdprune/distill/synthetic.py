@@ -14,7 +14,8 @@ Images are in the normalised space the networks read: (pixel / 255 - mean) / std
 the training set's mean and std (`ImageData.normalizer`).
 
 `fresh_network`: the randomly initialised ConvNet of one iteration; `generators` and `settings_of`:
-the run's random streams and settings, shared by the methods.
+the run's random streams and settings, shared by the methods (their iterations run through
+kdprune.distill.resume: checkpoints, resuming, stop signals).
 
 `RealBatch` and `keep_all`: the hook through which a real batch passes before it is matched (the
 methods' `real_batch_filter` setting, e.g. causal-effect pruning during distillation). A filter gets
@@ -42,6 +43,7 @@ import numpy as np
 import torch
 
 from kdprune.distill.dsa import draw, with_draw
+from kdprune.distill.resume import Loop
 from kdprune.models import create_model
 
 
@@ -142,11 +144,21 @@ def matched_batches(pool: RealPool, image_syn: torch.Tensor, c: int, ipc: int, n
     return (augment(x_real), augment(x_syn)) if augment else (x_real, x_syn)
 
 
-def distilled(method: str, image_syn: torch.Tensor, labels: torch.Tensor, history: list[float], ipc: int, seed: int, settings: dict) -> dict:
+def distilled(method: str, loop: Loop, labels: torch.Tensor, ipc: int, seed: int, settings: dict) -> dict:
     """A distiller's result (kdprune.distill: the entry signature): the images on the CPU, their
-    labels, the loss history, and what made them (the filter hook, a callable, is left out)."""
+    labels, the loss history, what made them (the filter hook, a callable, is left out) and where
+    this attempt resumed (`resumed`: the iteration, the earlier attempts' loop seconds)."""
     kept = {k: v for k, v in settings.items() if k != "real_batch_filter"}
-    return {"images": image_syn.detach().cpu(), "labels": labels, "history": history, "method": method, "ipc": ipc, "seed": seed, "settings": kept}
+    return {
+        "images": loop.images.detach().cpu(),
+        "labels": labels,
+        "history": loop.history,
+        "method": method,
+        "ipc": ipc,
+        "seed": seed,
+        "settings": kept,
+        "resumed": loop.summary(),
+    }
 
 
 def generators(seed: int, *names: str) -> dict[str, torch.Generator]:

@@ -15,7 +15,7 @@ import torch
 
 from kdprune.data import Augmentation
 from kdprune.data.images import load_dataset
-from kdprune.files import load_torch, read_json, save_npz, save_torch, write_json
+from kdprune.files import load_torch, read_json, remove_checksummed, save_npz, save_torch, write_json
 from kdprune.losses import make_loss
 from kdprune.models import create_model
 from kdprune.models.checkpoints import load_checkpoint
@@ -24,6 +24,7 @@ from kdprune.plan.grid import FULL
 from kdprune.plan.kinds import DONE, settings_hash
 from kdprune.provenance import code_revision, platform_info
 from kdprune.pruning import SCORES, score_and_extras
+from kdprune.pruning.runs import RunCheckpoints
 from kdprune.pruning.selection import select_indices
 from kdprune.train.accel import resolve_accel
 from kdprune.train.agreement import kept_subset_agreement
@@ -66,14 +67,25 @@ def run_score(spec: dict, inputs: dict, outputs: dict, cfg: dict, log: Callable[
 
 def run_distilled(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
     """The distilled sets of one grid point's seeds (P4): each seed's selection of the real images ->
-    `ipc` synthetic images per class; the dataset is loaded once."""
+    `ipc` synthetic images per class; the dataset is loaded once. Each set saves its state every
+    `distill.checkpoint_every` iterations beside its files (kdprune.distill.resume). The checkpoints
+    go only once every set is written: if the job stops during a later seed, the workflow deletes
+    every output of the job, and the finished seeds' final states make their rerun instant."""
+    from kdprune.distill.resume import CHECKPOINT_FILE, Checkpoint
+
     _check_one_seed_group(specs)
     data = load_data(specs[0])
     stats = data.channel_stats()  # what maps the images back to pixels (figures), the same for every seed
     scores = inputs.get("scores") or [None] * len(specs)
+    checkpoints = []
     for spec, score in zip(specs, scores):
         seed = spec["seed"]
-        distill_set(spec, data, stats, Path(outputs[f"synthetic_s{seed}"]), Path(outputs[f"meta_s{seed}"]), score and Path(score), log)
+        out = Path(outputs[f"synthetic_s{seed}"])
+        label = f"[distilled {spec['method']} ipc {spec['ipc']} s{seed}]"
+        checkpoints.append(Checkpoint(out.parent / CHECKPOINT_FILE, cfg["distill"]["checkpoint_every"], label, keep=True))
+        distill_set(spec, data, stats, out, Path(outputs[f"meta_s{seed}"]), score and Path(score), log, checkpoints[-1])
+    for checkpoint in checkpoints:
+        remove_checksummed(checkpoint.path)
 
 
 def run_students(specs: list[dict], inputs: dict, outputs: dict, cfg: dict, log: Callable[[str], None] = print) -> None:
@@ -114,7 +126,9 @@ def provenance(spec: dict, device: torch.device) -> dict:
 def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, teacher_path: Path | None = None) -> None:
     """A pruning score of every training sample -> out (.npz: `scores`, `labels`, and any extra
     array the score returns, e.g. teacher_ce's `class_logit_std`) and its metadata (.json). A score
-    whose settings name a teacher gets the trained teacher as `settings["teacher_model"]`."""
+    whose settings name a teacher gets the trained teacher as `settings["teacher_model"]`. A score
+    that trains checkpoints its runs beside `out` (`settings["checkpoints"]`, kdprune.pruning.runs),
+    so a killed or preempted job resumes; they go once the score file is written."""
     t0 = time.perf_counter()
     method = spec["settings"].get("method", spec["method"])  # the registered score the block computes
     if SCORES.meta(method).get("needs_teacher") and not teacher_path:
@@ -122,7 +136,8 @@ def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, tea
     device = pick_device(spec["device"])
     data = load_data(spec)
     accel = resolve_accel(spec["accel"], device)
-    settings = {**spec["settings"], **({"teacher_model": load_teacher(teacher_path)} if teacher_path else {})}
+    checkpoints = RunCheckpoints(out.with_suffix(""), settings_hash(spec))
+    settings = {**spec["settings"], "checkpoints": checkpoints, **({"teacher_model": load_teacher(teacher_path)} if teacher_path else {})}
     scores, extras = score_and_extras(SCORES.get(method)(data, settings, spec["seed"], device, log, accel=accel))
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (len(data.y_train),) or not np.isfinite(scores).all():
@@ -139,14 +154,18 @@ def compute_score(spec: dict, out: Path, log: Callable[[str], None] = print, tea
             "wall_seconds": time.perf_counter() - t0,
         },
     )
+    checkpoints.remove()
     log(f"[score {spec['method']}] {len(scores)} scores in {time.perf_counter() - t0:.1f}s -> {out}")
 
 
-def distill_set(spec: dict, data, stats: tuple, out: Path, meta: Path, scores_path: Path | None, log: Callable[[str], None] = print) -> dict:
+def distill_set(
+    spec: dict, data, stats: tuple, out: Path, meta: Path, scores_path: Path | None, log: Callable[[str], None] = print, checkpoint=None
+) -> dict:
     """Distil the spec's selection of the real training images with its method (kdprune.distill),
     BiLP's causal-effect pruning on when `ite` is given -> out (images, labels: what an evaluation
     reads, with `stats`: the channel mean and std) and meta (the loss history, the resolved settings,
-    the time spent and the ITE's share)."""
+    the time spent and the ITE's share, over every attempt; the iteration this attempt resumed at).
+    `checkpoint` (kdprune.distill.resume.Checkpoint): where the distillation saves and resumes."""
     from kdprune.distill import DISTILLERS
     from kdprune.distill.ite import CausalEffectFilter
 
@@ -157,8 +176,8 @@ def distill_set(spec: dict, data, stats: tuple, out: Path, meta: Path, scores_pa
     ite = spec["ite"] and CausalEffectFilter(spec["ite"]["beta"], spec["ite"]["interval"], tails=spec["ite"]["tails"], exact=spec["ite"]["exact"])
     if ite:
         settings["real_batch_filter"] = ite
-    result = DISTILLERS.get(spec["method"])(data, subset, spec["ipc"], settings, spec["seed"], device, log)
-    seconds = time.perf_counter() - t0
+    result = DISTILLERS.get(spec["method"])(data, subset, spec["ipc"], settings, spec["seed"], device, log, checkpoint=checkpoint)
+    seconds = time.perf_counter() - t0 + result["resumed"]["seconds"]  # with the earlier attempts' loop time
     mean, std = stats
     synthetic = {"images": result["images"], "labels": result["labels"], "mean": mean, "std": std}
     save_torch(out, {**synthetic, "method": spec["method"], "ipc": spec["ipc"], "dataset": data.name})
@@ -170,6 +189,7 @@ def distill_set(spec: dict, data, stats: tuple, out: Path, meta: Path, scores_pa
         "distill_seconds": seconds,
         "ite_seconds": ite.seconds if ite else 0.0,
         "ite_refreshes": ite.refreshes if ite else 0,
+        "resumed_at": result["resumed"]["iteration"],
         "wall_seconds": seconds,
     }
     write_json(meta, info)  # last: with the images written, the set is complete
@@ -352,7 +372,7 @@ def run_seeds(
             _save_run(s, d, m, r, data, subset, share, device, {**extra, **_agreement(m, data, subset, device, t, accel)}, label, log)
             for s, d, m, r, subset, label, extra, t in zip(specs, out_dirs, models, results, subsets, labels, extras, teachers)
         ]
-        checkpoint.unlink(missing_ok=True)
+        remove_checksummed(checkpoint)
         return out
     out = []
     setup = (time.perf_counter() - t0) / len(specs)
@@ -366,7 +386,7 @@ def run_seeds(
     # Checkpoints go only now: if the job dies on a later seed, the workflow deletes every output of
     # the job, and the finished seeds' last checkpoints make their rerun a matter of seconds.
     for d in out_dirs:
-        (d / "checkpoint.pt").unlink(missing_ok=True)
+        remove_checksummed(d / "checkpoint.pt")
     return out
 
 

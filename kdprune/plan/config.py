@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from kdprune.registry import did_you_mean
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -90,19 +93,30 @@ def _read_paper(paper: str, base_dir: Path, presets: dict) -> tuple[dict, str]:
     path = paper_path(paper, base_dir)
     if not path.is_file():
         known = sorted(p.stem for p in PAPERS_DIR.glob("*.yaml"))
-        raise ConfigError(f"config: papers: {paper!r} is not allowed: no file {path}; allowed: {', '.join(known)} or the path of a paper file")
+        raise ConfigError(
+            f"config: papers: {paper!r} is not allowed: no file {path} (a paper id or the path of a paper file); {did_you_mean(paper, known)}"
+        )
     doc = copy.deepcopy(_read_yaml_once(path, path.stat().st_mtime_ns)) or {}  # once per parse, not once per preset
     where = str(path.relative_to(base_dir) if path.is_relative_to(base_dir) else path)
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: a {type(doc).__name__} is not allowed; allowed: a mapping with keys {', '.join(sorted(PAPER_FILE_KEYS))}")
     extra = sorted(set(doc) - PAPER_FILE_KEYS)
-    if extra or not isinstance(doc.get("paper"), str):
-        raise ConfigError(
-            f"{where}: {extra[0] if extra else 'paper'} is not an allowed key or is missing; allowed: {', '.join(sorted(PAPER_FILE_KEYS))} (paper: the paper id)"
-        )
-    for kind in ("experiments", "claims"):
-        for name, entry in (doc.get(kind) or {}).items():
+    if extra:
+        raise ConfigError(f"{where}: {extra[0]} is not an allowed key; {did_you_mean(extra[0], sorted(PAPER_FILE_KEYS))}")
+    if not isinstance(doc.get("paper"), str):
+        raise ConfigError(f"{where}: paper is missing or not a name; allowed: the paper id (e.g. P1)")
+    for kind in ("experiments", "claims"):  # the shapes resolution reads (the schema checks the rest)
+        entries = doc.get(kind) or {}
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{where}: {kind} = {entries!r} is not allowed: a mapping of name -> entry")
+        for name, entry in entries.items():
+            for key, shape in (("", dict), (".presets", dict), (".only_in", list)):
+                value = entry if not key else (entry or {}).get(key[1:])
+                if value is not None and not isinstance(value, shape):
+                    raise ConfigError(f"{where}: {kind}.{name}{key} = {value!r} is not allowed: a {shape.__name__}")
             for preset in list((entry or {}).get("presets") or {}) + list((entry or {}).get("only_in") or []):
                 if preset not in presets:
-                    raise ConfigError(f"{where}: {kind}.{name} names preset {preset!r}; allowed: {', '.join(presets)}")
+                    raise ConfigError(f"{where}: {kind}.{name} names preset {preset!r}; {did_you_mean(preset, presets)}")
     return doc, where
 
 
@@ -137,6 +151,11 @@ def assemble(raw: dict, overrides: dict, preset: str, base_dir: Path) -> tuple[d
                 target[name] = {**merged, **{k: copy.deepcopy(overlay[k]) for k in REPLACED_BY_PRESETS if k in overlay}}
                 sources[f"{kind}.{name}"] = where
     for kind, target in entries.items():
+        for name, entry in (overrides.get(kind) or {}).items():
+            if name not in target and not (isinstance(entry, dict) and "paper" in entry):  # an override of no entry: a typo
+                raise ConfigError(
+                    f"config: {kind}.{name} is not in the paper files (papers: {', '.join(map(str, papers))}); {did_you_mean(name, target)}"
+                )
         cfg[kind] = deep_merge(target, overrides.get(kind) or {})
     cfg["preset"] = preset
     return cfg, sources
@@ -156,9 +175,17 @@ def resolve(raw: dict, overrides: dict | None = None, base_dir: str | Path = "."
     shapeless = next((name for name, body in presets.items() if body is not None and not isinstance(body, dict)), None)
     if shapeless is not None:
         raise ConfigError(f"config: presets.{shapeless} = {presets[shapeless]!r} is not allowed: a mapping of the keys it overrides (or nothing)")
+    for where, body in [("", raw), *((f"presets.{name}.", body or {}) for name, body in presets.items())]:
+        # Snakemake hands --config values over merged into the file's: those are allowed at the top
+        entry_kind = next((kind for kind in ("experiments", "claims") if kind in body and not (where == "" and kind in overrides)), None)
+        if entry_kind:  # the paper files' entries would replace it: refuse rather than drop it silently
+            raise ConfigError(
+                f"config: {where}{entry_kind} is not allowed in config.yaml; allowed: {entry_kind} in a paper file (papers:), "
+                f"with its own presets.<preset> overrides, or --config {entry_kind}=..."
+            )
     preset = overrides.get("preset", raw.get("preset"))
     if not isinstance(preset, str) or preset not in presets:
-        raise ConfigError(f"config: preset = {preset!r} is not allowed: one of {', '.join(presets)}")
+        raise ConfigError(f"config: preset = {preset!r} is not allowed; {did_you_mean(preset, presets)}")
     chosen = None
     for name in [preset, *(p for p in presets if p != preset)]:
         cfg, sources = assemble(raw, overrides, name, base_dir)
@@ -168,7 +195,7 @@ def resolve(raw: dict, overrides: dict | None = None, base_dir: str | Path = "."
             check_names(cfg, files=name == preset)  # files (an npz's arrays) only for the preset that runs
         except ConfigError as err:
             where = "" if name == preset else f" (with preset {name!r})"
-            source = next((f" [{src}]" for key, src in sources.items() if f"config: {key}" in str(err)), "")
+            source = next((f" [{src}]" for key, src in sources.items() if re.search(rf"config: {re.escape(key)}[.\[ ]", str(err))), "")
             raise ConfigError(f"{err}{where}{source}") from None
         chosen = chosen or cfg
     return chosen
@@ -330,15 +357,24 @@ def check_schema(cfg: dict) -> None:
     error = jsonschema.exceptions.best_match(_validator().iter_errors(cfg))
     if error is None:
         return
+    described = error.schema.get("description")
+    # `{...} or null` and the like: the alternative of the value's own type says what is wrong inside it
+    while error.validator in ("oneOf", "anyOf") and any(e.validator != "type" for e in error.context):
+        error = jsonschema.exceptions.best_match(e for e in error.context if e.validator != "type")
+        described = error.schema.get("description", described)
     key = _key(error.absolute_path)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
-        raise ConfigError(f"config: {_key([*error.absolute_path, extra[0]])} is not an allowed key; allowed: {', '.join(allowed)}")
+        raise ConfigError(f"config: {_key([*error.absolute_path, extra[0]])} is not an allowed key; {did_you_mean(extra[0], allowed)}")
     if error.validator == "required":
         raise ConfigError(f"config: {key}: {error.message}")
-    allowed = error.schema.get("description", error.message)
-    raise ConfigError(f"config: {key} = {error.instance!r} is not allowed: {allowed} ({error.message})")
+    if error.validator == "enum":
+        options = [str(v).lower() if isinstance(v, bool) else v for v in error.validator_value]  # as YAML spells them
+        raise ConfigError(
+            f"config: {key} = {error.instance!r} is not allowed{': ' + described if described else ''}; {did_you_mean(error.instance, options)}"
+        )
+    raise ConfigError(f"config: {key} = {error.instance!r} is not allowed: {described + f' ({error.message})' if described else error.message}")
 
 
 DISTILLATION_STUDENTS = ("ConvNet",)  # what a distilled set's evaluation trains (kdprune.distill.evaluate)
@@ -392,7 +428,7 @@ def check_names(cfg: dict, files: bool = True) -> None:
     def one_of(options, what):
         def test(value):
             if value not in options:
-                raise ValueError(f"unknown {what}; allowed: {', '.join(options)}")
+                raise ValueError(f"unknown {what}; {did_you_mean(value, options)}")
 
         return test
 

@@ -47,6 +47,8 @@ MARGINS = {"probability": probability_margins, "logit": logit_margins}
 class MarginRecorder(PresentationRecorder):
     """An `on_batch` hook for fit(): the sum of each sample's margins over its presentations."""
 
+    recorded = (*PresentationRecorder.recorded, "total")
+
     def __init__(self, n_samples: int, epochs: int, margin=probability_margins):
         super().__init__(n_samples, epochs)
         self.total = np.zeros(n_samples, dtype=np.float64)

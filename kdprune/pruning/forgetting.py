@@ -43,6 +43,8 @@ class AccuracyRecorder(PresentationRecorder):
     """An `on_batch` hook for fit(): history[i, epoch] = whether sample i was classified correctly
     when presented in that epoch (each sample is presented exactly once per epoch)."""
 
+    recorded = (*PresentationRecorder.recorded, "history")
+
     def __init__(self, n_samples: int, epochs: int):
         super().__init__(n_samples, epochs)
         self.history = np.zeros((n_samples, epochs), dtype=bool)

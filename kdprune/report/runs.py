@@ -24,6 +24,7 @@ METRIC_COLUMNS = [
     "train_seconds",
     "train_images_per_s",
     "teacher_views",
+    "fast_path_fallback",  # why the run gave up its CUDA graph and trained eagerly (kdprune/train/step.py); empty if it did not
     "sample_steps",  # images trained on, summed over epochs (InfoBatch's cost; P2-C3 matches it)
     "student_acc_kept",  # teacher and student on the kept training images (kdprune/train/agreement.py)
     "teacher_acc_kept",
@@ -41,7 +42,9 @@ METRIC_COLUMNS = [
     "settings_hash",
     "code_rev",
     "device",
-    "torch",
+    "torch",  # the library versions the run trained with (kdprune.provenance.LIBRARIES)
+    "torchvision",
+    "numpy",
 ]
 TIMING_COLUMNS = ["wall_seconds", "train_seconds", "train_images_per_s", "distill_seconds", "ite_seconds"]  # vary between identical runs
 

@@ -400,13 +400,10 @@ def context_table(runs: pd.DataFrame, context: dict) -> pd.DataFrame:
     return table.drop(columns="_all", errors="ignore")
 
 
-def evaluate_claim(spec: dict, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def claim_header(spec: dict) -> dict:
+    """The fields every ledger entry starts with, verdict or not: the claim, its setting and test."""
     test = spec["test"]
-    rule: Callable = VERDICT_RULES.get(test["rule"])
-    table, verdict, why = rule(runs, test)
-    judged = table[table["status"].notna()] if len(table) else table
-    diffs = judged["diff"].dropna() if len(judged) else pd.Series(dtype=float)
-    result = {
+    return {
         "claim": spec["id"],
         "paper": spec["paper"],
         "statement": spec["statement"],
@@ -418,6 +415,17 @@ def evaluate_claim(spec: dict, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         "test": test,
         "metric": test["metric"],
         "confidence": test.get("confidence", 0.95),
+    }
+
+
+def evaluate_claim(spec: dict, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    test = spec["test"]
+    rule: Callable = VERDICT_RULES.get(test["rule"])
+    table, verdict, why = rule(runs, test)
+    judged = table[table["status"].notna()] if len(table) else table
+    diffs = judged["diff"].dropna() if len(judged) else pd.Series(dtype=float)
+    result = {
+        **claim_header(spec),
         "n_seeds": int(runs["seed"].nunique()),
         "n_cells": len(judged),
         "mean_diff": float(diffs.mean()) if len(diffs) else math.nan,

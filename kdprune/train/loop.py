@@ -1,9 +1,11 @@
 """The one training loop: CE or any registered loss (KD from a frozen teacher), on a subset given as
 indices, SGD + momentum + weight decay with a step or cosine schedule, crop + flip augmentation.
-Checkpoints every epoch (atomically) and resumes from the checkpoint when re-run with the same
-settings, so a preempted or requeued job continues instead of starting over. Optionally prunes each
-epoch dynamically (recipe field `infobatch`, kdprune.train.infobatch); every run records the
-sample-steps it trained (`sample_steps`: images summed over epochs)."""
+Checkpoints every epoch (atomically, with a SHA-256 sidecar) and resumes from the checkpoint when
+re-run with the same settings, so a killed or requeued job continues instead of starting over; a
+stop signal (kdprune.stopping) checkpoints at once, mid-epoch, and the rerun ends bit-exactly where
+an uninterrupted run ends. Optionally prunes each epoch dynamically (recipe field `infobatch`,
+kdprune.train.infobatch); every run records the sample-steps it trained (`sample_steps`: images
+summed over epochs)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from kdprune.files import load_torch, save_torch
+from kdprune.stopping import NonFiniteLoss, Preempted, requested
 from kdprune.train import SCHEDULES
 from kdprune.train.accel import Accel
 from kdprune.train.infobatch import InfoBatch, InfoBatchState
@@ -123,10 +127,6 @@ def planned_passes(recipe: Recipe, n_subset: int, n_full: int) -> int:
     return max(recipe.epochs, round(recipe.epochs * n_full / n_subset))
 
 
-class NonFiniteLoss(FloatingPointError):
-    """A run's loss became NaN or infinite: the run stops, its last good checkpoint stays."""
-
-
 def fit(
     model: nn.Module,
     data,
@@ -176,7 +176,12 @@ def fit_stack(
     place; returns one result per model. A stack's time is split evenly among its students.
     InfoBatch (`recipe.infobatch`) trains one model only: its students' epochs would differ in length.
     `supervised` (P3's data selection, one model only): the training-sample indices whose loss
-    keeps the teacher's terms; every other sample trains on the loss's `ce` term alone."""
+    keeps the teacher's terms; every other sample trains on the loss's `ce` term alone.
+    `checkpoint`: written after every epoch (checksummed) and read back by a rerun with the same
+    `run_hash`. A stop signal (kdprune.stopping) is seen between steps: the checkpoint is written at
+    once, mid-epoch, and `Preempted` raised; the rerun draws that epoch's plan again, skips the steps
+    done and ends as an uninterrupted run would, to the bit on a CPU. An `on_batch` hook with
+    `state_dict()` / `load_state_dict()` is checkpointed with the run (see `_stateful`)."""
     n = len(models)
     sizes = {len(s) for s in subsets}
     if len(sizes) != 1 or len(seeds) != n:
@@ -205,29 +210,35 @@ def fit_stack(
     last_epoch = min(stop_epoch or passes, passes)
     infobatch = None if recipe.infobatch is None else InfoBatchState(recipe.infobatch, subsets[0], len(data.y_train), passes, device)
     histories: list[list[dict]] = [[] for _ in range(n)]
-    start_epoch = 0
+    start_epoch, partial = 0, None  # partial: the state of an epoch stopped mid-way (see _stopped)
     if checkpoint is not None and checkpoint.exists():
         try:
-            state = load_torch(checkpoint, map_location=device)  # a corrupt or foreign file: ignored, never run
+            # truncated, corrupt, without its checksum or foreign: ignored, never unpickled or run
+            state = load_torch(checkpoint, map_location=device, checksum=True)
             if state.get("run_hash") != run_hash or len(state.get("histories", ())) != n:
                 raise ValueError("written for other settings")
             if infobatch is not None and "infobatch" not in state:
                 raise ValueError("it has no InfoBatch scores")
+            if _stateful(on_batch) and "on_batch" not in state:
+                raise ValueError("it has no state of the on_batch hook")
+            if _stateful(on_batch):  # first: it checks its shapes before anything is loaded
+                on_batch.load_state_dict(state["on_batch"])
             optimizer.load_state_dict(state["optimizer"])
             net.load_state_dict(state["model"])
             if infobatch is not None:
                 infobatch.load_state_dict(state["infobatch"])
-            histories, start_epoch = state["histories"], state["epoch"]
-            log(f"[{labels[0]}] resuming from {checkpoint} at epoch {start_epoch}")
+            histories, start_epoch, partial = state["histories"], state["epoch"], state.get("partial")
+            where = f"at epoch {start_epoch}" if partial is None else f"in epoch {start_epoch + 1} after step {partial['step']}"
+            log(f"[{labels[0]}] resuming from {checkpoint} {where}")
         except ValueError as why:
-            log(f"[{labels[0]}] ignoring {checkpoint}: {why}")
+            log(f"[{labels[0]}] ignoring {checkpoint}: {str(why).removeprefix(f'{checkpoint}: ')}; training from the start")
 
     source = batch_source(data, device, accel)
     supervision = None
     if supervised is not None:
         supervision = torch.zeros(len(data.y_train), device=device)
         supervision[torch.as_tensor(np.asarray(supervised), dtype=torch.int64).to(device)] = 1.0
-    runner = StepRunner(net, step_objective, optimizer, accel, device, teacher, teacher_views, infobatch, supervision)
+    runner = StepRunner(net, step_objective, optimizer, accel, device, teacher, teacher_views, infobatch, supervision, ", ".join(labels), log)
     if infobatch is not None:
         ib = recipe.infobatch
         ratio = f"ratio {ib.ratio:g}" if ib.cost_share is None else f"ratio per epoch to spend {ib.cost_share:g} of full-data sample-steps"
@@ -241,29 +252,43 @@ def fit_stack(
             objective.start_epoch(epoch, device)
         # One generator per student and epoch, derived from (seed, epoch): a resumed run draws the same batches.
         gens = [torch.Generator().manual_seed(seed * 1_000_003 + epoch) for seed in seeds]
+        # InfoBatch before the epoch's draw: a stop mid-epoch saves it, so the resumed run draws the same epoch.
+        ib_before = _copied(infobatch.state_dict()) if infobatch is not None and checkpoint is not None else None
         # InfoBatch (one student): the epoch's kept samples, drawn first from the epoch's generator.
         epoch_sets = [infobatch.epoch_samples(epoch, gens[0])] if infobatch is not None else subsets
         samples = len(epoch_sets[0])  # per student, this epoch
         orders = [kept[torch.randperm(samples, generator=gen)] for kept, gen in zip(epoch_sets, gens)]
         batches = _batches(samples, recipe.batch_size)
-        for step, (idx, packed) in enumerate(source.plan(orders, batches, gens)):
-            lr = recipe.lr_at((epoch + step / len(batches)) * per_pass)
-            optimizer.set_lr(lr)
+        done = 0  # steps of this epoch already trained: the plan above is drawn whole, they are skipped
+        if partial is not None:
+            done, t0 = partial["step"], t0 - partial["seconds"]
+            _resume_epoch(runner, infobatch, partial)
+            partial = None
+        # The cumulative loss after each step, copied on the device (no host sync): at the epoch's end
+        # it names the first non-finite step (a sum that turned NaN or infinite stays so).
+        trace = torch.zeros((len(batches), n), device=device)
+        for step, (idx, packed) in enumerate(islice(source.plan(orders, batches, gens), done, None), start=done):
+            optimizer.set_lr(_step_lr(recipe, epoch, step, len(batches), per_pass))
             logits, y = runner.run(source, packed, n * recipe.batch_size)
+            trace[step].copy_(runner.sums["loss"].reshape(-1))
             if on_batch is not None:
                 on_batch(epoch, idx, logits, y)
+            if requested() is not None:  # a host-side flag between steps: safe with a captured graph too
+                _check_finite(trace, labels, epoch)
+                where = f"epoch {epoch + 1} step {step + 1}"
+                if checkpoint is None:
+                    raise Preempted(f"[{labels[0]}] stopped by {requested()} at {where}: this run keeps no checkpoint; rerun to train it again")
+                partial = _stopped(runner, infobatch, step + 1, time.perf_counter() - t0)
+                save_torch(checkpoint, _checkpoint(net, optimizer, epoch, histories, run_hash, ib_before, on_batch, partial), checksum=True)
+                raise Preempted(f"[{labels[0]}] stopped by {requested()} at {where}: checkpoint written to {checkpoint}; rerun to resume")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t_train = time.perf_counter() - t0
+        _check_finite(trace, labels, epoch)  # once per epoch: a per-step check would stall the device
+        lr = _step_lr(recipe, epoch, len(batches) - 1, len(batches), per_pass)  # the epoch's last
         evaluate = (epoch + 1) % eval_every == 0 or epoch + 1 == last_epoch
         accs = accuracies(net, data, device, n, recipe.eval_batch_size, accel) if evaluate else [None] * n
         sums = {name: value.reshape(-1).tolist() for name, value in runner.sums.items()}
-        for k, total in enumerate(sums["loss"]):  # checked once per epoch: a per-step check would stall the device
-            if not math.isfinite(total):
-                raise NonFiniteLoss(
-                    f"[{labels[k]}] the training loss is {total} in epoch {epoch + 1} (summed over its {len(batches)} steps): "
-                    f"stopped before its checkpoint, no metrics written; lower the learning rate or check the data"
-                )
         wall = time.perf_counter() - t0
         epoch_seconds += wall / n
         for k, history in enumerate(histories):
@@ -281,16 +306,87 @@ def fit_stack(
                     f"{n * samples / t_train:,.0f} img/s | ETA {clock(eta)}"
                 )
         if checkpoint is not None:
-            state = {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "histories": histories, "run_hash": run_hash}
-            if infobatch is not None:
-                state["infobatch"] = infobatch.state_dict()
-            save_torch(checkpoint, state)
+            ib_state = None if infobatch is None else infobatch.state_dict()
+            save_torch(checkpoint, _checkpoint(net, optimizer, epoch + 1, histories, run_hash, ib_state, on_batch), checksum=True)
 
     if n > 1:
         for model, state in zip(models, net.stacked.unstack()):
             model.load_state_dict(state)
     n_params = sum(p.numel() for p in models[0].parameters())
-    return [_summary(history, last_epoch, size, n_params, recipe, accel) for history in histories]
+    # fast_path_fallback: why this process gave up the CUDA graph (kdprune.train.step), None if it did not
+    return [{**_summary(history, last_epoch, size, n_params, recipe, accel), "fast_path_fallback": runner.fallback} for history in histories]
+
+
+def _step_lr(recipe: Recipe, epoch: int, step: int, steps: int, per_pass: float) -> float:
+    """The learning rate of step `step` of `steps` in pass `epoch` (the schedule moves per step)."""
+    return recipe.lr_at((epoch + step / steps) * per_pass)
+
+
+def _stateful(on_batch: Callable | None) -> bool:
+    """Whether an on_batch hook keeps state the checkpoint must carry (training-dynamics recorders,
+    kdprune.pruning.runs): `state_dict()` / `load_state_dict()`. A hook without them only watches,
+    and after a resume sees the steps its own process trains."""
+    return callable(getattr(on_batch, "state_dict", None)) and callable(getattr(on_batch, "load_state_dict", None))
+
+
+def _copied(state: dict) -> dict:
+    # state_dict() of a CPU tensor hands out the tensor itself, which the next steps write
+    return {name: value.clone() if isinstance(value, torch.Tensor) else value for name, value in state.items()}
+
+
+def _checkpoint(
+    net: nn.Module,
+    optimizer: SGD,
+    epochs_done: int,
+    histories: list[list[dict]],
+    run_hash: str,
+    infobatch_state: dict | None,
+    on_batch: Callable | None,
+    partial: dict | None = None,
+) -> dict:
+    """What a checkpoint holds: after `epochs_done` whole epochs, plus `partial` when stopped mid-epoch
+    (then `infobatch_state` is InfoBatch's as the stopped epoch began)."""
+    state = {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epochs_done, "histories": histories, "run_hash": run_hash}
+    if infobatch_state is not None:
+        state["infobatch"] = infobatch_state
+    if _stateful(on_batch):
+        state["on_batch"] = on_batch.state_dict()
+    if partial is not None:
+        state["partial"] = partial
+    return state
+
+
+def _stopped(runner: StepRunner, infobatch: InfoBatchState | None, steps: int, seconds: float) -> dict:
+    """The rest of an epoch stopped after `steps` steps needs: how far it got, its loss sums so far,
+    its training time so far and InfoBatch's scores as the steps left them."""
+    partial = {"step": steps, "seconds": seconds, "sums": {name: value.detach().cpu().clone() for name, value in runner.sums.items()}}
+    if infobatch is not None:
+        partial["infobatch_scores"] = infobatch.scores.cpu().clone()
+    return partial
+
+
+def _resume_epoch(runner: StepRunner, infobatch: InfoBatchState | None, partial: dict) -> None:
+    """Puts back what `_stopped` saved, once the epoch's plan is drawn again (InfoBatch draws it from
+    the scores the epoch began with, then takes the scores its first steps left)."""
+    for name, value in partial["sums"].items():  # in place: the step (and a graph captured later) adds into these
+        runner.sums.setdefault(name, torch.zeros_like(value, device=runner.device)).copy_(value)
+    if infobatch is not None:
+        infobatch.scores.copy_(partial["infobatch_scores"])
+
+
+def _check_finite(trace: torch.Tensor, labels: list[str], epoch: int) -> None:
+    """NonFiniteLoss naming the run, the epoch and its first step whose loss was NaN or infinite,
+    from the cumulative losses after each step (`trace`: steps x students; rows not run yet are 0)."""
+    bad = ~torch.isfinite(trace)
+    if not bad.any():
+        return
+    step = int(bad.any(1).nonzero()[0])
+    k = int(bad[step].nonzero()[0])
+    value = (trace[step, k] - trace[step - 1, k]).item() if step else trace[step, k].item()  # that step's own loss
+    raise NonFiniteLoss(
+        f"[{labels[k]}] the training loss is {value} at step {step + 1} of {len(trace)} in epoch {epoch + 1}: "
+        f"stopped before its checkpoint, no metrics written; lower the learning rate or check the data"
+    )
 
 
 def _summary(history: list[dict], epochs: int, size: int, n_params: int, recipe: Recipe, accel: Accel) -> dict:

@@ -11,11 +11,19 @@ weights from one and writes the batch's per-sample losses into the other, both b
 in place, so a captured graph replays them as well; only the host's choice of the epoch's samples
 changes (fewer steps per epoch, still full-size batches but the last). P3's data selection
 reads a third table the same way: which samples the teacher supervises.
+
+The graph is guarded. Its first replay is checked against an eager step from the same state (see
+`StepRunner._first_capture` and REPLAY_RTOL); if capture or a replay raises, or the check
+disagrees, the runner logs one line, records the reason (`fallback`, the run's
+`fast_path_fallback`) and trains eagerly from there, exactly as a plain run would. Every CUDA call
+of the graph path goes through one seam, `StepRunner.graphs` (`CudaGraphs`), so tests can stand
+in for it on a CPU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from itertools import chain
 
 import torch
 import torch.nn as nn
@@ -27,6 +35,12 @@ from kdprune.train.infobatch import InfoBatchState
 from kdprune.train.optim import SGD
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (cuDNN autotuning, lazy allocations)
+# The first replay may differ from an eager step by float reassociation only (cuDNN or atomics may
+# sum in another order): after one step that is ~1e-6 relative on fp32 state. A tensor agrees when
+# |replay - eager| <= atol + rtol * |eager| elementwise, rtol the larger of REPLAY_RTOL and 2 ulps of
+# its dtype (bf16 logits under autocast: 2^-6); integer tensors (labels, BN step counts) exactly.
+REPLAY_RTOL, REPLAY_ATOL = 1e-3, 1e-4
+FALLBACK_CHARS = 300  # a fallback's reason as logged and recorded: one line, at most this long
 
 
 class ResidentBatches:
@@ -106,7 +120,54 @@ def batch_source(data, device: torch.device, accel: Accel):
     return ResidentBatches(data, device, accel) if hasattr(data, "x_train") else StreamedBatches(data, device, accel)
 
 
+class CudaGraphs:
+    """The seam between the step and CUDA graphs: the warm-up, the capture and the replay. Nothing
+    else in StepRunner calls CUDA, so a test replaces `StepRunner.graphs` with a stand-in that runs
+    on a CPU (tests/train/test_fast_path_guard.py)."""
+
+    def warm_up(self, runner: StepRunner, source, packed: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """One eager step on a side stream (capture needs one: cuDNN autotuning, lazy allocations)."""
+        side = torch.cuda.Stream(runner.device)
+        side.wait_stream(torch.cuda.current_stream(runner.device))
+        with torch.cuda.stream(side):
+            out = runner.body(source, packed)
+        torch.cuda.current_stream(runner.device).wait_stream(side)
+        return out
+
+    def capture(self, runner: StepRunner, source, static_in: tuple) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+        """Records the step on `static_in` (nothing runs); returns the replay, which runs it on
+        whatever `static_in` holds and returns the graph's output tensors."""
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = runner.body(source, static_in)
+
+        def replay() -> tuple[torch.Tensor, torch.Tensor]:
+            graph.replay()
+            return static_out
+
+        return replay
+
+
+def disagreement(eager: dict[str, torch.Tensor], replayed: dict[str, torch.Tensor]) -> str | None:
+    """The first tensor where a replay and an eager step differ beyond the tolerance (REPLAY_RTOL), or None."""
+    for name, a in eager.items():
+        b = replayed[name]
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return f"{name} is {b.dtype} {list(b.shape)} in the replay, {a.dtype} {list(a.shape)} eagerly"
+        if not a.is_floating_point():
+            if not torch.equal(a, b):
+                return f"{name} differs ({int((a != b).sum())} of {a.numel()} entries)"
+            continue
+        rtol = max(REPLAY_RTOL, 2 * torch.finfo(a.dtype).eps)
+        if not torch.allclose(b, a, rtol=rtol, atol=REPLAY_ATOL, equal_nan=True):
+            gap = (b.float() - a.float()).abs().nan_to_num(float("inf")).max().item()
+            return f"{name} differs by up to {gap:.3g} (rtol {rtol:g}, atol {REPLAY_ATOL:g})"
+    return None
+
+
 class StepRunner:
+    graphs = CudaGraphs()  # the capture seam (a class attribute: tests stand in for it on a CPU)
+
     def __init__(
         self,
         model: nn.Module,
@@ -118,6 +179,8 @@ class StepRunner:
         teacher_views: torch.Tensor | None = None,
         infobatch: InfoBatchState | None = None,
         supervision: torch.Tensor | None = None,
+        label: str = "step",
+        log: Callable[[str], None] = print,
     ):
         self.model, self.objective, self.optimizer = model, objective, optimizer
         self.accel, self.device = accel, torch.device(device)
@@ -126,10 +189,11 @@ class StepRunner:
         # P3's data selection: by sample index, 1 where the teacher supervises, 0 where CE alone does
         self.supervision = supervision
         self.sums: dict[str, torch.Tensor] = {}  # loss terms x batch size (per student), summed on the device
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.static_in: tuple = ()  # the graph's input buffers and outputs, set at capture
-        self.static_out: tuple = ()
+        self.label, self.log = label, log
+        self.replay: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None  # the checked graph, once captured
+        self.static_in: tuple = ()  # the graph's input buffers, set at capture
         self.warmed = 0
+        self.fallback: str | None = None  # why the graph path was given up (then every step runs eagerly)
 
     def _teacher_logits(self, source, packed: tuple, x: torch.Tensor) -> torch.Tensor | None:
         if self.teacher_views is not None:
@@ -176,22 +240,81 @@ class StepRunner:
     def run(self, source, packed: tuple, full_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One step; full-size batches go through the CUDA graph when the mode has one (a trailing
         smaller batch runs eagerly on the same parameters, gradients and optimizer state)."""
-        if not self.accel.cuda_graphs or source.size(packed) != full_batch:
+        if self.fallback is not None or not self.accel.cuda_graphs or source.size(packed) != full_batch:
             return self.body(source, packed)
-        if self.graph is None and self.warmed < WARMUP_STEPS:
+        if self.replay is None and self.warmed < WARMUP_STEPS:
             self.warmed += 1
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                out = self.body(source, packed)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            return out
-        if self.graph is None:
+            return self.graphs.warm_up(self, source, packed)
+        if self.replay is None:
+            return self._first_capture(source, packed)
+        try:
+            return self._replay(self.replay, packed)
+        except Exception as why:  # a launch that fails runs nothing of the step: this one runs eagerly
+            self._give_up(f"replay raised {type(why).__name__}: {why}")
+            return self.body(source, packed)
+
+    def _first_capture(self, source, packed: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """Captures the step and checks its first replay against an eager step on the same batch
+        from the same state. One of the two is kept, so the step is applied once: the replay when
+        they agree, the eager step otherwise (the run then goes on eagerly)."""
+        state = self._state()
+        before = _copy(state)
+        try:
             self.static_in = tuple(t.clone() for t in packed)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):  # recorded, not run: the replay below runs it
-                self.static_out = self.body(source, self.static_in)
+            replay = self.graphs.capture(self, source, self.static_in)
+        except Exception as why:
+            _put(state, before)  # capture only records; this undoes whatever a failed one left
+            self._give_up(f"capture raised {type(why).__name__}: {why}")
+            return self.body(source, packed)
+        _put(state, before)
+        eager_out = tuple(t.clone() for t in self.body(source, packed))
+        eager = _copy(state)
+        _put(state, before)
+        try:
+            out = self._replay(replay, packed)
+        except Exception as error:
+            why = f"replay raised {type(error).__name__}: {error}"
+        else:
+            differs = disagreement(_outputs(eager_out) | eager, _outputs(out) | state)
+            why = differs and f"the first replay disagrees with an eager step: {differs}"
+        if why is not None:
+            _put(state, eager)  # the eager step is the one kept
+            self._give_up(why)
+            return eager_out
+        self.replay = replay
+        return out
+
+    def _replay(self, replay: Callable[[], tuple[torch.Tensor, torch.Tensor]], packed: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         for static, value in zip(self.static_in, packed):
             static.copy_(value, non_blocking=True)
-        self.graph.replay()
-        return self.static_out
+        return replay()
+
+    def _give_up(self, why: str) -> None:
+        self.fallback = " ".join(why.split())[:FALLBACK_CHARS]  # one line, whatever the exception's message held
+        self.replay, self.static_in = None, ()
+        self.log(f"[{self.label}] CUDA-graph fast path off: {self.fallback}; continuing eagerly")
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        """Every tensor a step writes, by name: what the replay check compares and restores (in
+        place, so a captured graph's addresses stay valid)."""
+        state = {f"model {name}": t for name, t in chain(self.model.named_parameters(), self.model.named_buffers())}
+        state.update({f"gradient {k}": p.grad for k, p in enumerate(self.optimizer.params)})
+        state.update({f"momentum {k}": b for k, b in enumerate(self.optimizer.buffers)})
+        state.update({f"loss sum {name}": value for name, value in self.sums.items()})
+        if self.infobatch is not None:
+            state["InfoBatch scores"] = self.infobatch.scores
+        return state
+
+
+def _outputs(out: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"logits": out[0], "labels": out[1]}
+
+
+def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: t.detach().clone() for name, t in state.items()}
+
+
+@torch.no_grad()
+def _put(state: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> None:
+    for name, t in state.items():
+        t.copy_(saved[name])

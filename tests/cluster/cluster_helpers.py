@@ -199,3 +199,53 @@ def process_alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+STUDENT_GROUP = "results/smoke/digits/students/resnet8-student/random/keep0.5/ce"  # the stopped student's seed group
+
+
+@dataclass
+class StoppedStudent:
+    cluster_dir: Path
+    local_dir: Path
+    job_id: str
+    finished: Run
+
+    @property
+    def log(self) -> str:  # the seed group's job log, as the rerun left it
+        return (self.cluster_dir / STUDENT_GROUP / "train-s0.log").read_text()
+
+    def assert_equals_the_uninterrupted_run(self) -> None:
+        """The same student trained locally and never stopped: equal accuracy and per-epoch history (timing aside)."""
+        import json
+
+        from workflow_helpers import snakemake
+
+        reference = snakemake(self.local_dir, "--cores", "1", f"{STUDENT_GROUP}/runs-s0.json")
+        assert reference.returncode == 0, reference.stderr[-3000:]
+        resumed, whole = (json.loads((d / STUDENT_GROUP / "s0/metrics.json").read_text()) for d in (self.cluster_dir, self.local_dir))
+        assert resumed["final_acc"] == whole["final_acc"]
+        untimed = [[{k: v for k, v in h.items() if "seconds" not in k} for h in m["history"]] for m in (resumed, whole)]
+        assert untimed[0] == untimed[1]
+
+
+def stop_a_training_student(tmp_path: Path, background: Callable[..., Background], epochs: int, stop: list[str]) -> StoppedStudent:
+    """The smoke plan's one CE student through the slurm profile, stopped at its 10th epoch by the
+    command `stop + [job id]` (a requeue, a signal), run to the end; and a local copy of the same
+    workflow for the uninterrupted reference."""
+    from workflow_helpers import REPO, copy_workflow, only_p1_c1
+
+    grid = {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.5], "loss": {"ce": {}}, "seed": [0]}
+    recipes = {"teacher": {"epochs": 2}, "student": {"epochs": epochs}, "score": {"epochs": 2}}
+    local_dir, cluster_dir = copy_workflow(tmp_path / "local"), copy_workflow(tmp_path / "cluster")
+    for d in (local_dir, cluster_dir):
+        only_p1_c1(d, grid, recipes)
+    shutil.copytree(REPO / "slurm", cluster_dir / "slurm")
+    run = background(cluster_dir, "--profile", "slurm", "--profile", "profiles/slurm-smoke", f"{STUDENT_GROUP}/runs-s0.json")
+    log = cluster_dir / STUDENT_GROUP / "train-s0.log"
+    run.wait_for(lambda: log.exists() and " epoch  10/" in log.read_text(), 300, "epoch 10 of the student")
+    job_id = submitted_ids(run.output)[-1]  # the student's job: submitted after its teacher and score
+    subprocess.run([*stop, job_id], check=True)
+    finished = run.finish(timeout=600)
+    assert finished.returncode == 0, finished.output
+    return StoppedStudent(cluster_dir, local_dir, job_id, finished)

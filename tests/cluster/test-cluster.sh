@@ -158,7 +158,10 @@ Waittime=0
 ${EXTRA}
 ${GRES_TYPES}
 NodeName=${HOST} ${NODE_HW} RealMemory=${MEM}${GRES_NODE} State=UNKNOWN
-PartitionName=debug Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PartitionName=debug Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=high Nodes=${HOST} MaxTime=INFINITE State=UP PriorityTier=2
 EOF
 
   # --- accounting: MariaDB + slurmdbd -----------------------------------

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
 import pandas as pd
 import pytest
-from cluster_helpers import submitted_ids
-from workflow_helpers import REPO, copy_workflow, only_p1_c1, snakemake
+from cluster_helpers import stop_a_training_student
+from workflow_helpers import REPO, copy_workflow, snakemake
 
 from kdprune.report.runs import TIMING_COLUMNS
 
@@ -47,26 +46,6 @@ def test_smoke_grid_through_the_slurm_profile_equals_the_local_run(slurm_cluster
 
 @pytest.mark.timeout(1200)
 def test_student_requeued_mid_training_resumes_and_matches_an_uninterrupted_run(slurm_cluster, tmp_path, background):
-    grid = {"student": ["resnet8"], "teacher": ["resnet8"], "selection": ["random"], "keep": [0.5], "loss": {"ce": {}}, "seed": [0]}
-    recipes = {"teacher": {"epochs": 2}, "student": {"epochs": 150}, "score": {"epochs": 2}}
-    group = "results/smoke/digits/students/resnet8-student/random/keep0.5/ce"
-    target = f"{group}/runs-s0.json"  # the seed group's record: the file Snakemake tracks
-    local_dir, cluster_dir = copy_workflow(tmp_path / "local"), copy_workflow(tmp_path / "cluster")
-    for d in (local_dir, cluster_dir):
-        only_p1_c1(d, grid, recipes)
-    shutil.copytree(REPO / "slurm", cluster_dir / "slurm")
-
-    run = background(cluster_dir, "--profile", "slurm", "--profile", "profiles/slurm-smoke", target)
-    log = cluster_dir / group / "train-s0.log"  # the log of the seed group's job (stack_seeds)
-    run.wait_for(lambda: log.exists() and " epoch  10/" in log.read_text(), 300, "epoch 10 of the student")
-    job_id = submitted_ids(run.output)[-1]  # the student's job: submitted after its score
-    subprocess.run(["scontrol", "requeue", job_id], check=True)
-    finished = run.finish(timeout=600)
-    assert finished.returncode == 0, finished.output
-    assert "resuming from" in log.read_text()  # continued from checkpoint.pt, not from epoch 0
-
-    reference = snakemake(local_dir, "--cores", "1", target)
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    resumed, uninterrupted = (json.loads((d / group / "s0/metrics.json").read_text()) for d in (cluster_dir, local_dir))
-    assert resumed["final_acc"] == uninterrupted["final_acc"]
-    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in uninterrupted["history"]]
+    stopped = stop_a_training_student(tmp_path, background, epochs=150, stop=["scontrol", "requeue"])
+    assert "resuming from" in stopped.log  # continued from checkpoint.pt, not from epoch 0
+    stopped.assert_equals_the_uninterrupted_run()

@@ -120,7 +120,7 @@ def test_a_users_own_paper_file_runs_beside_p1(tmp_path):
         ("device", "tpu", "device = 'tpu' is not allowed: auto, cpu, cuda or cuda:N"),
         ("claims.P1-C1.test.rule", "always", "claims.P1-C1.test.rule = 'always' is not allowed: unknown verdict rule 'always'"),
         ("claims.P1-C1.experiment", "nope", "claims.P1-C1.experiment = 'nope' is not allowed: unknown experiment; allowed: p1_kd_vs_ce"),
-        ("preset", "huge", "preset = 'huge' is not allowed: one of smoke, small, subset, paper"),
+        ("preset", "huge", "preset = 'huge' is not allowed; allowed: smoke, small, subset, paper"),
         ("papers", ["P9"], "papers: 'P9' is not allowed: no file"),
         # recording scores have nothing to record without a trained epoch (0 = at initialisation)
         ("scores.forgetting.epoch", 0, "scores.forgetting.epoch = 0 is not allowed: score forgetting records training dynamics"),
@@ -165,7 +165,8 @@ def test_the_old_key_scale_says_what_it_is_now():
 
 def test_a_typo_in_another_preset_is_caught_too():
     cfg = with_change("presets.paper", {"seedz": [0]})
-    assert error_of(cfg) == "config: seedz is not an allowed key; allowed: " + ", ".join(sorted(schema()["properties"])) + " (with preset 'paper')"
+    allowed = ", ".join(sorted(schema()["properties"]))
+    assert error_of(cfg) == f"config: seedz is not an allowed key; allowed: {allowed}; did you mean 'seeds'? (with preset 'paper')"
 
 
 def test_a_paper_file_naming_an_unknown_preset_is_refused(tmp_path):
@@ -180,7 +181,7 @@ def test_a_paper_file_naming_an_unknown_preset_is_refused(tmp_path):
     )
     assert (
         error_of(BASE, base_dir=Path(tmp_path))
-        == "workflow/papers/P1.yaml: experiments.p1_alpha names preset 'smokey'; allowed: smoke, small, subset, paper"
+        == "workflow/papers/P1.yaml: experiments.p1_alpha names preset 'smokey'; allowed: smoke, small, subset, paper; did you mean 'smoke'?"
     )
 
 

@@ -257,6 +257,40 @@ def test_cuda_graph_replay_equals_eager_steps():
         torch.backends.cudnn.deterministic = True
         model = create_model("resnet8", 10)
         r = fit(model, data, np.arange(600), recipe, make_loss("ce"), seed=0, device=cuda, accel=accel, log=lambda m: None)
+        assert r["fast_path_fallback"] is None, r["fast_path_fallback"]  # the first replay's check accepted the graph
         out[name] = ([h["loss"] for h in r["history"]], torch.cat([p.detach().flatten().cpu() for p in model.parameters()]))
     assert out["graphs"][0] == pytest.approx(out["eager"][0], rel=1e-4)
     torch.testing.assert_close(out["graphs"][1], out["eager"][1], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_the_fast_modes_real_capture_passes_its_check_and_replays(monkeypatch):
+    """The default mode on CUDA (bf16 autocast, channels_last, graphs), KD from a teacher: the
+    first replay agrees with an eager step within the check's tolerance (kdprune.train.step), so
+    the graph is kept and every later full-size step replays it."""
+    from kdprune.train.step import WARMUP_STEPS, CudaGraphs
+
+    class Counted(CudaGraphs):
+        replays = 0
+
+        def capture(self, runner, source, static_in):
+            replay = super().capture(runner, source, static_in)
+
+            def counted():
+                Counted.replays += 1
+                return replay()
+
+            return counted
+
+    monkeypatch.setattr(StepRunner, "graphs", Counted())
+    cuda = torch.device("cuda")
+    data = tiny_data(640, size=32)
+    seed_everything(0, cuda)
+    teacher = create_model("resnet20", 10).eval()
+    model = create_model("resnet8", 10)
+    logs = []
+    recipe, fast = Recipe(epochs=2, batch_size=64, lr=0.05), resolve_accel("auto", cuda)
+    r = fit(model, data, np.arange(640), recipe, make_loss("kd"), seed=0, device=cuda, accel=fast, teacher=teacher, log=logs.append)
+    assert r["accel"]["cuda_graphs"] and r["fast_path_fallback"] is None, logs
+    assert Counted.replays == 2 * 640 // 64 - WARMUP_STEPS

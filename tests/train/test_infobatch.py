@@ -300,6 +300,7 @@ def test_cuda_graph_replay_prunes_and_rescales_as_eager_steps(digits):
         model = create_model("resnet8", 10, 1)
         recipe = Recipe(epochs=4, batch_size=64, lr=0.05, infobatch=InfoBatch(delta=0.75))
         r = fit(model, digits, SUBSET, recipe, CrossEntropy(), seed=0, device=cuda, accel=accel, log=lambda m: None)
+        assert r["fast_path_fallback"] is None, r["fast_path_fallback"]
         out[name] = r
     eager, graphs = out["eager"], out["graphs"]
     assert [h["samples"] for h in graphs["history"]] == [h["samples"] for h in eager["history"]]

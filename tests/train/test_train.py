@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -98,24 +101,26 @@ def test_budget_epochs_vs_steps(digits):
     assert result["history"][-1]["lr"] < 0.01  # the cosine schedule ran to its end over the stretched passes
 
 
-class NaNFromEpoch:
-    """Cross-entropy that turns into NaN from epoch `bad` (1-based) on: a run diverging mid-training."""
+class NaNFromStep:
+    """Cross-entropy that turns into NaN from step `step` of epoch `epoch` (both 1-based) on: a run
+    diverging mid-epoch."""
 
     needs_teacher = False
 
-    def __init__(self, bad: int):
-        self.bad, self.epoch = bad, 0
+    def __init__(self, epoch: int, step: int):
+        self.bad, self.at = (epoch, step), (0, 0)
 
     def start_epoch(self, epoch, device):
-        self.epoch = epoch + 1
+        self.at = (epoch + 1, 0)
 
     def __call__(self, logits, targets, teacher_logits=None):
+        self.at = (self.at[0], self.at[1] + 1)
         ce = torch.nn.functional.cross_entropy(logits, targets)
-        return {"ce": ce * float("nan") if self.epoch >= self.bad else ce}
+        return {"ce": ce * float("nan") if self.at >= self.bad else ce}
 
 
-def test_a_non_finite_loss_stops_the_run_with_one_line_and_keeps_the_last_good_checkpoint(digits, tmp_path):
-    from kdprune.train.loop import NonFiniteLoss
+def test_a_non_finite_loss_names_its_first_step_in_one_line_and_keeps_the_last_good_checkpoint(digits, tmp_path):
+    from kdprune.stopping import NonFiniteLoss
 
     ckpt = tmp_path / "checkpoint.pt"
     seed_everything(0, CPU)
@@ -125,7 +130,7 @@ def test_a_non_finite_loss_stops_the_run_with_one_line_and_keeps_the_last_good_c
             digits,
             np.arange(0, 1347, 2),
             RECIPE,
-            NaNFromEpoch(3),
+            NaNFromStep(3, 7),
             seed=0,
             device=CPU,
             checkpoint=ckpt,
@@ -134,5 +139,32 @@ def test_a_non_finite_loss_stops_the_run_with_one_line_and_keeps_the_last_good_c
             log=lambda m: None,
         )
     message = str(err.value)
-    assert message.startswith("[student resnet8 s0] the training loss is nan in epoch 3 (summed over its 11 steps)") and "\n" not in message
+    assert message.startswith("[student resnet8 s0] the training loss is nan at step 7 of 11 in epoch 3: stopped before its checkpoint")
+    assert "\n" not in message
     assert torch.load(ckpt, weights_only=True)["epoch"] == 2  # the diverged epoch never overwrote it
+
+
+def test_a_job_whose_loss_diverges_exits_1_with_one_line_naming_the_step(tmp_path):
+    """`kdprune run teacher` of the smoke plan with a learning rate of 1e6: the loss overflows in the
+    first epoch; the CLI prints the one line (run, epoch, step) and exits 1, and writes no metrics."""
+    import os
+    import subprocess
+    import sys
+
+    from kdprune.plan import Plan
+
+    repo = Path(__file__).resolve().parent.parent.parent
+    plan = Plan.from_config(repo / "config.yaml", {"recipes": {"teacher": {"epochs": 2, "lr": 1.0e6}}})
+    plan.results, plan.plan_file = str(tmp_path / "results"), str(tmp_path / "plan.json")
+    plan.write()
+    key = "digits/teachers/resnet8-teacher-s0"
+    args = [sys.executable, "-m", "kdprune", "--threads", "1", "run", "teacher", "--plan", plan.plan_file, "--key", key]
+    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, KDPRUNE_FORKSERVER=""), timeout=300)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1, out.stderr[-2000:]
+    assert re.fullmatch(
+        r"kdprune run: \[teacher resnet8 s0\] the training loss is (nan|inf) at step \d+ of 22 in epoch 1: stopped before its checkpoint, "
+        r"no metrics written; lower the learning rate or check the data",
+        lines[0],
+    ), lines[0]
+    assert not (tmp_path / "results" / key / "metrics.json").exists()

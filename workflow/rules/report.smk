@@ -108,6 +108,22 @@ rule ledger:
         f"python -m kdprune ledger --plan {PLAN.plan_file} --out-dir {FIGURES} > {{log:q}} 2>&1"
 
 
+# A run with failed jobs (with --keep-going, every branch that could finish did) still leaves the
+# ledger, which its rule could not make: claims whose runs all finished keep their verdicts, every
+# other one is `incomplete` and names the runs it misses (kdprune.report.ledger). Snakemake's exit
+# status stays non-zero.
+onerror:
+    unfinished = {str(f) for job in workflow.dag.needrun_jobs() for f in job.output}  # on disk: missing, or stale
+    if LEDGER[0] in unfinished:  # the ledger was asked for
+        try:
+            from kdprune.report.ledger import write_partial_ledger
+
+            incomplete = [v["claim"] for v in write_partial_ledger(PLAN, Path(FIGURES), unfinished)]
+            print(f"kdprune: wrote {LEDGER[0]} after the failure; incomplete claims: {', '.join(incomplete) or 'none'}", file=sys.stderr)
+        except Exception as err:  # the run's own failure is what Snakemake reports next: one line here
+            print(f"kdprune: the ledger of the failed run was not written: {type(err).__name__}: {err}", file=sys.stderr)
+
+
 rule compute:
     input:
         PLAN.compute_inputs(),
