@@ -329,8 +329,8 @@ def test_job_preempted_by_slurm_is_requeued_and_resumes(tmp_path: Path, backgrou
     USR2: submitit is not asked), requeues the job itself and records the run as PREEMPTED; the
     plugin must keep waiting for the requeued run instead of reporting a failure."""
     partition = preempting_partition()
-    if partition is None:
-        pytest.skip("the test cluster has no partition that preempts with requeue")
+    # tests/cluster/test-cluster.sh configures one (`high` preempts `debug`): without it the cluster setup regressed
+    assert partition is not None, "the test cluster has no partition that preempts with requeue (tests/cluster/test-cluster.sh)"
     cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, check=True).stdout.split()[0]
     steps = 80
     work = toy_workflow(tmp_path / "workflow", steps, 0.1)

@@ -450,13 +450,16 @@ def test_the_selection_settings_change_no_full_data_run():
     assert all(after.settings(kind, key) == BASE.settings(kind, key) for kind, key in full)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kdprune/plan/kinds.py distilled_spec puts all of distill.<method> in the spec, log_every included "
-    "(kdprune/distill/resume.py lists it in NOT_IN_RESULT); taking it out changes every distilled set's hash",
-)
-def test_logging_changes_no_hash():
-    assert every_run_hash(plan_after(LOGGING.change)) == every_run_hash(BASE)
+def test_logging_changes_only_the_distilled_sets_hash_a_known_limit():
+    """Known limit (docs/guarantees.md): distilled_spec (kdprune/plan/kinds.py) takes all of
+    distill.<method>, log_every included, so a new log interval reruns the distilled sets and their
+    evaluations, although kdprune/distill/resume.py knows it changes no result. Taking it out would
+    change every committed set's hash. Teachers, scores and P1-P3 students keep theirs."""
+    after, before = every_run_hash(plan_after(LOGGING.change)), every_run_hash(BASE)
+    assert after["distilled"] != before["distilled"]  # the limit: remove this test when it is lifted
+    assert {kind: after[kind] for kind in ("teacher", "teacher_views", "score")} == {
+        kind: before[kind] for kind in ("teacher", "teacher_views", "score")
+    }
 
 
 def test_stacking_the_seeds_or_not_changes_no_runs_hash():
