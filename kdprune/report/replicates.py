@@ -19,7 +19,7 @@ import pandas as pd
 from kdprune.files import read_json, write_json
 from kdprune.report import VERDICT_RULES
 from kdprune.report.matching import equal, matches
-from kdprune.report.runs import with_full_data_in_every_selection
+from kdprune.report.runs import with_full_data_in_every_selection, with_omitted_parameters
 from kdprune.report.stats import UNRESOLVED, seeds_needed
 from kdprune.report.verdicts import each_of_axes
 
@@ -64,6 +64,9 @@ def next_round(spec: dict, runs: pd.DataFrame, pool: pd.DataFrame, round_no: int
     `pool`: every run the experiment may have (its axes, `seed`, `metrics` path), first-round
     seeds and the seeds rounds may add; `spec["seed_pool"]` orders the seeds."""
     test, rep = spec["test"], spec["replicates"]
+    # The plan's axes leave out a loss parameter at its omitted value (KD's `supervise` 1, `revise`
+    # 0): filled in as the runs table does, or a cell naming it would read no run and add no seed.
+    pool = with_omitted_parameters(pool.copy())
     table, verdict, _ = VERDICT_RULES.get(test["rule"])(runs, test)
     judged = table[table["status"].notna()] if len(table) else table
     cells, add = [], {}

@@ -2,11 +2,17 @@
 unresolved cells only, as many as their observed spread asks for, within `max`."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from kdprune.plan import Plan
 from kdprune.report.replicates import next_round, runs_of_cell, summary
+from kdprune.report.runs import with_omitted_parameters
+
+REPO = Path(__file__).resolve().parents[2]
 
 TEST = {"rule": "improves_everywhere", "metric": "final_acc", "treatment": {"loss": "kd"}, "control": {"loss": "ce"}, "cells": ["keep"]}
 TEST |= {"confidence": 0.95, "margin": 0.0}
@@ -71,3 +77,47 @@ def test_the_summary_compares_with_max_seeds_everywhere():
     table = runs({0.1: 0.05, 0.5: 0.01}, {0.1: 0.001, 0.5: 0.01})
     s = summary(spec(), [{"round": 1, "unresolved_cells": [{}], "metrics": ["a", "b"]}], table)
     assert s["runs_used"] == 12 and s["runs_at_max"] == 4 * 10 and s["seconds_at_max"] == 400.0 and s["seconds_used"] == 120.0
+
+
+def test_a_cell_naming_a_loss_parameter_at_its_omitted_value_gets_its_seeds():
+    # The plan's axes leave out KD's `supervise` at 1 (schema x-omit); a claim names it: the round
+    # must still find the control's runs in the pool (P3-C2a: KD+DS vs KD).
+    rows = []
+    for supervise, seed in itertools.product([0.8, None], range(10)):
+        run = f"results/p/d/students/kd-{supervise}/s{seed}"
+        rows.append({"loss": "kd", "seed": seed, "run_dir": run, "metrics": f"{run}/metrics.json"} | ({"supervise": supervise} if supervise else {}))
+    plan_pool = pd.DataFrame(rows)
+    table = plan_pool[plan_pool["seed"] < 3].assign(supervise=lambda d: d["supervise"].fillna(1.0), n_test=10_000, wall_seconds=10.0)
+    table["final_acc"] = 0.6 + np.random.default_rng(0).normal(0, 0.01, len(table))  # no effect: unresolved
+    test = dict(TEST, treatment={"loss": "kd", "supervise": 0.8}, control={"loss": "kd", "supervise": 1.0}, cells=[])
+    decision = next_round(dict(spec(), test=test), table, plan_pool, 1)
+    added = plan_pool.set_index("metrics").loc[decision["metrics"]]
+    assert set(added["supervise"].fillna(1.0)) == {0.8, 1.0} and sorted(set(added["seed"])) == list(range(3, 10))
+
+
+@pytest.mark.parametrize("preset", ["smoke", "subset", "paper"])
+def test_every_unresolved_cell_of_every_claim_finds_runs_to_add_in_its_pool(preset):
+    """For each claim with adaptive replicates: a first round with no effect anywhere leaves cells
+    unresolved, and every unresolved cell below `max` must get the next seeds of runs it reads."""
+    plan = Plan.from_config(REPO / "config.yaml", {"preset": preset})
+    checked = 0
+    for claim_id in plan.cfg["claims"]:
+        claim = plan.claim_spec(claim_id)
+        if not claim.get("replicates"):
+            continue
+        pool = pd.DataFrame(plan.claim_pool(claim_id))
+        first = {f"{plan.results}/{job.dir}" for job in plan.grid.experiments[plan.cfg["claims"][claim_id]["experiment"]]}
+        table = with_omitted_parameters(pool[pool["run_dir"].isin(first)].copy())
+        rng = np.random.default_rng(1)
+        for column in ("final_acc", "best_acc", "ts_gap", "teacher_acc_kept"):
+            table[column] = 0.6 + rng.normal(0, 0.01, len(table))
+        table = table.assign(n_test=10_000, wall_seconds=10.0, sample_steps=1000, train_seconds=10.0)
+        table["teacher_params"] = (table["teacher"].astype("category").cat.codes.astype(int) + 1) * 100_000  # the capacity axis
+        decision = next_round(claim, table, pool, 1)
+        added = pool.set_index("metrics").loc[decision["metrics"]]
+        for cell in decision["unresolved_cells"]:
+            if cell["target"] > cell["n"]:
+                assert cell["new_seeds"], f"{preset} {claim_id}: {cell}"
+                assert set(added["seed"]) & set(cell["new_seeds"]), f"{preset} {claim_id}: no run of {cell} in its pool"
+                checked += 1
+    assert checked, f"no claim of {preset} left a cell unresolved: the test checked nothing"
