@@ -574,6 +574,14 @@ def check_names(cfg: dict, files: bool = True) -> None:
             check(f"claims.{cname}.measure.scores[{i}]", method, one_of(cfg["scores"], "pruning method (none under scores:)"))
         if claim.get("replicates"):
             check(f"claims.{cname}.replicates.max", claim["replicates"]["max"], at_least(claim["replicates"]["min"], "replicates.min"))
+            # a round's look must be at least as strict as the final verdict, or a cell could stop
+            # on evidence the final verdict does not accept
+            confidence = claim["test"].get("confidence", 0.95)
+            check(
+                f"claims.{cname}.replicates.interim_confidence",
+                claim["replicates"]["interim_confidence"],
+                at_least(confidence, "the claim's test.confidence"),
+            )
     first_round = {s: name for name, exp in cfg["experiments"].items() for s in exp["seed"]}
     for name, exp in cfg["experiments"].items():
         # a run's seed tells the workflow whether a first-round job or a round's job trains it

@@ -28,14 +28,39 @@ class Scenario:
     draw: Callable[[np.random.Generator], pd.DataFrame]
     wrong: tuple[str, ...]  # the verdicts that are errors here
 
+    # adaptive replicates ({min, max, rounds, interim_confidence, futility}): `draw` gives `max`
+    # seeds, and the rounds of kdprune.report.replicates pick which of them the verdict sees
+    replicates: dict | None = None
+
     def rates(self, rules: ModuleType, reps: int, seed: int = 0) -> dict[str, float]:
         rng = np.random.default_rng(seed)
         rule = getattr(rules, self.test["rule"])
         counts = {"supported": 0, "not supported": 0, "inconclusive": 0}
+        share = []  # adaptive: the runs used, as a share of `max` seeds everywhere
         for _ in range(reps):
-            counts[rule(self.draw(rng), self.test)[1]] += 1
+            runs = self.draw(rng)
+            if self.replicates:
+                full, runs = runs, self._rounds(runs)
+                share.append(len(runs) / len(full))
+            counts[rule(runs, self.test)[1]] += 1
         rates = {k: v / reps for k, v in counts.items()}
-        return {**rates, "false": sum(rates[w] for w in self.wrong)}
+        return {**rates, "false": sum(rates[w] for w in self.wrong)} | ({"runs": float(np.mean(share))} if share else {})
+
+    def _rounds(self, full: pd.DataFrame) -> pd.DataFrame:
+        """The runs the adaptive rounds train, out of `full` (every seed up to `max`)."""
+        from kdprune.report.replicates import next_round  # the verdict rules stay importable alone
+
+        axes = [c for c in full.columns if c not in ("seed", "final_acc", "n_test")]
+        full = full.assign(run_dir=full[axes + ["seed"]].astype(str).agg("/".join, axis=1))
+        full["metrics"] = full["run_dir"] + "/metrics.json"
+        spec = {"id": self.name, "test": self.test, "replicates": self.replicates, "seed_pool": sorted(full["seed"].unique())}
+        runs = full[full["seed"] < self.replicates["min"]]
+        for round_no in range(1, self.replicates["rounds"] + 1):
+            decision = next_round(spec, runs, full, round_no)
+            if decision["done"]:
+                break
+            runs = pd.concat([runs, full[full["metrics"].isin(decision["metrics"])]])
+        return runs
 
 
 def _rows(axes: dict[str, list], seeds: int, acc: Callable[..., float]) -> pd.DataFrame:
@@ -272,6 +297,48 @@ SCENARIOS += [
             ("not supported",),
         )
         for n in (3, 10)
+    ),
+]
+
+
+def _one_cell(effect: float, seeds: int) -> Callable[[np.random.Generator], pd.DataFrame]:
+    """One cell, KD `effect` above CE, seed-paired noise of sigma 1 point per run."""
+
+    def draw(rng):
+        base = {s: 0.7 + rng.normal(0, SIGMA) for s in range(seeds)}
+        return _rows(
+            {"keep": [0.5], "loss": ["ce", "kd"]}, seeds, lambda keep, loss, seed: base[seed] + (effect if loss == "kd" else 0) + rng.normal(0, SIGMA)
+        )
+
+    return draw
+
+
+ONE_CELL = {**PAIRED, "rule": "improves_everywhere", "cells": ["keep"]}
+ROUNDS = {"min": 3, "max": 10, "rounds": 3, "interim_confidence": 0.997, "futility": None}
+LONG = ROUNDS | {"max": 20, "rounds": 6}
+BEFORE = {"interim_confidence": 0.95}  # the rule before 2026-12-07: each round's look at the claim's level
+SCENARIOS += [
+    *(
+        Scenario(f"adaptive_null{tag}", f"KD = CE in one cell; {what}", ONE_CELL, _one_cell(0.0, reps["max"]), BOTH, reps)
+        for tag, what, reps in (
+            ("", "adaptive 3 to 10 seeds, 3 rounds", ROUNDS),
+            ("_before", "the same, each round's look at 95% (the rule before)", ROUNDS | BEFORE),
+            ("_long", "adaptive 3 to 20 seeds, 6 rounds", LONG),
+            ("_long_before", "the same, each round's look at 95% (the rule before)", LONG | BEFORE),
+            ("_futility3", "adaptive 3 to 10 seeds, futility 3", ROUNDS | {"futility": 3}),
+        )
+    ),
+    *(
+        Scenario(
+            f"adaptive_{points}pt{tag}",
+            f"KD {points} pt above CE in one cell; adaptive 3 to 10 seeds{what} (the claim is true: supported = power)",
+            ONE_CELL,
+            _one_cell(points * SIGMA, 10),
+            ("not supported",),
+            ROUNDS | extra,
+        )
+        for points in (1, 2)
+        for tag, what, extra in (("", "", {}), ("_before", ", looks at 95%", BEFORE), ("_futility3", ", futility 3", {"futility": 3}))
     ),
 ]
 

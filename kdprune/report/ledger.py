@@ -167,9 +167,17 @@ def _replicates(setting: dict) -> str:
 
 
 def _adaptive(r: dict) -> str:
-    rounds = "; ".join(f"round {d['round']}: {d['cells']} unresolved cells, {d['runs_added']} runs added" for d in r["rounds_run"])
+    rounds = "; ".join(
+        f"round {d['round']}: {d['cells']} unresolved cells"
+        + (f" ({d['futile']} futile)" if d.get("futile") else "")
+        + f", {d['runs_added']} runs added"
+        for d in r["rounds_run"]
+    )
+    # summaries written before 2026-12-07 lack the interim level: their rounds looked at the claim's own
+    looks = f", rounds look at {r['interim_confidence']:.1%}" if "interim_confidence" in r else ""
+    futility = f", futility {r['futility']:g} x max" if r.get("futility") is not None else ""
     return (
-        f"Adaptive (min {r['min']}, max {r['max']} seeds, at most {r['rounds']} rounds): {rounds or 'no round ran'}. "
+        f"Adaptive (min {r['min']}, max {r['max']} seeds, at most {r['rounds']} rounds{looks}{futility}): {rounds or 'no round ran'}. "
         f"Runs used: {r['runs_used']} ({r['seconds_used'] / 3600:.2f} h of training) against {r['runs_at_max']} "
         f"({r['seconds_at_max'] / 3600:.2f} h, estimated) for {r['max']} seeds everywhere; `n_pairs` is each cell's replicates."
     )

@@ -33,13 +33,14 @@ def runs(effect: dict, noise: dict, seeds=range(3)):
     return df.assign(n_test=10_000, wall_seconds=10.0)
 
 
-def spec(max_=10, rounds=3):
-    return {"id": "X-C1", "test": TEST, "replicates": {"min": 3, "max": max_, "rounds": rounds}, "seed_pool": list(range(10))}
+def spec(max_=10, rounds=3, interim=0.997, futility=None):
+    replicates = {"min": 3, "max": max_, "rounds": rounds, "interim_confidence": interim, "futility": futility}
+    return {"id": "X-C1", "test": TEST, "replicates": replicates, "seed_pool": list(range(10))}
 
 
 def test_a_round_adds_seeds_to_the_unresolved_cell_only():
-    # keep 0.1: a clear 5-point effect (resolved); keep 0.5: 1 point in 1-point noise (unresolved)
-    table = runs({0.1: 0.05, 0.5: 0.01}, {0.1: 0.001, 0.5: 0.01})
+    # keep 0.1: a clear 10-point effect (resolved even at the interim level); keep 0.5: 1 point in 1-point noise
+    table = runs({0.1: 0.10, 0.5: 0.01}, {0.1: 0.001, 0.5: 0.01})
     decision = next_round(spec(), table, pool(), 1)
     (cell,) = decision["unresolved_cells"]
     assert cell["cell"] == {"keep": 0.5} and cell["n"] == 3 and cell["target"] > 3
@@ -60,8 +61,31 @@ def test_the_maximum_and_the_round_limit_stop_the_rounds():
 
 
 def test_a_resolved_claim_is_done_after_its_first_round():
-    decision = next_round(spec(), runs({0.1: 0.05, 0.5: 0.05}, {0.1: 0.001, 0.5: 0.001}), pool(), 1)
-    assert decision["done"] and decision["unresolved_cells"] == [] and decision["verdict_before"] == "supported"
+    decision = next_round(spec(), runs({0.1: 0.10, 0.5: 0.10}, {0.1: 0.001, 0.5: 0.001}), pool(), 1)
+    assert decision["done"] and decision["unresolved_cells"] == [] and decision["verdict_at_interim"] == "supported"
+
+
+def test_a_cell_resolved_at_the_claims_level_but_not_at_the_interim_level_gets_seeds():
+    """Haybittle-Peto: a round's look stops a cell only at `interim_confidence`; a cell the claim's
+    95% interval resolves at 3 seeds but the 99.7% one does not goes on, and the final verdict is
+    taken at 95% on all its seeds (docs/verdicts.md: stopping at 95% inflates false verdicts)."""
+    from kdprune.report.verdicts import improves_everywhere
+
+    table = runs({0.1: 0.10, 0.5: 0.03}, {0.1: 0.001, 0.5: 0.001})
+    nominal = improves_everywhere(table, TEST)[0].set_index("keep")
+    assert nominal.loc[0.5, "status"] != "unresolved"  # decisive at 95%
+    decision = next_round(spec(), table, pool(), 1)
+    assert [c["cell"] for c in decision["unresolved_cells"]] == [{"keep": 0.5}] and decision["metrics"]
+    assert next_round(spec(interim=0.95), table, pool(), 1)["done"]  # the rule before: it stopped here
+
+
+def test_futility_stops_a_cell_that_max_seeds_cannot_resolve():
+    table = runs({0.1: 0.0, 0.5: 0.10}, {0.1: 0.01, 0.5: 0.001})  # keep 0.1 on the threshold: inf seeds
+    off = next_round(spec(), table, pool(), 1)
+    assert [(c["target"], c["futile"]) for c in off["unresolved_cells"]] == [(10, False)]
+    on = next_round(spec(futility=3), table, pool(), 1)
+    assert [(c["target"], c["futile"], c["new_seeds"]) for c in on["unresolved_cells"]] == [(3, True, [])]
+    assert on["done"] and on["metrics"] == []
 
 
 def test_each_of_cells_add_the_treatment_and_that_control_only():
