@@ -6,6 +6,7 @@ a SHA-256 sidecar (`<file>.sha256`), checked before the file is unpickled."""
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -97,9 +98,12 @@ def save_torch(path: str | Path, obj: Any, checksum: bool = False) -> None:
 
 
 def remove_checksummed(path: str | Path) -> None:
-    """Delete a checkpoint and its sidecar (a finished run's checkpoint is not kept)."""
+    """Delete a checkpoint and its sidecar (a finished run's checkpoint is not kept), and the
+    temporary files of writes of either that a SIGKILL cut short (atomic_path cannot remove those)."""
     for p in (Path(path), checksum_path(path)):
         p.unlink(missing_ok=True)
+        for partial in p.parent.glob(f".{glob.escape(p.name)}.*.tmp"):
+            partial.unlink(missing_ok=True)
 
 
 def load_torch(path: str | Path, map_location: Any = "cpu", checksum: bool = False) -> Any:

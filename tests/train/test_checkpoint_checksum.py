@@ -89,3 +89,28 @@ def test_a_damaged_checkpoint_is_ignored_with_one_line_and_the_run_ends_as_an_un
     assert line.endswith("; training from the start")
     assert same_run(rerun, uninterrupted)  # trained from scratch: never loaded the damaged weights
     assert load_torch(ckpt, checksum=True)["epoch"] == 4  # a valid checkpoint again, with its checksum
+
+
+def test_a_checkpoint_write_killed_midway_leaves_nothing_once_the_run_discards_its_checkpoint(tmp_path):
+    """A SIGKILL inside save_torch's atomic write leaves its temporary file (no handler runs); the
+    finished run's remove_checksummed deletes it with the checkpoint (CI saw one left by the
+    preemption test when its SIGKILL landed mid-write)."""
+    import subprocess
+    import sys
+
+    from kdprune.files import remove_checksummed, save_torch
+
+    checkpoint = tmp_path / "run0.pt"
+    save_torch(checkpoint, {"epoch": 1}, checksum=True)
+    killed_mid_write = (
+        "import os, signal, sys\n"
+        "from kdprune.files import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    open(tmp, 'wb').write(b'half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    for target in (checkpoint, checksum_path(checkpoint)):
+        assert subprocess.run([sys.executable, "-c", killed_mid_write, str(target)]).returncode == -9
+    assert len(list(tmp_path.glob(".*.tmp"))) == 2  # what the kills left
+    remove_checksummed(checkpoint)
+    assert list(tmp_path.iterdir()) == []
