@@ -11,7 +11,7 @@ is at `max`, or after `rounds` rounds; the final verdict is at the claim's confi
 
 Why a stricter interim level (Haybittle-Peto): each round is another look at the same cell, and
 stopping at the first look that clears the claim's 95% interval inflates the false-verdict rate
-(measured: 3.6% + 4.0% instead of 2.5% + 2.5% at min 3, max 10, 3 rounds). Interim looks at 99.7%
+(measured: 3.2% + 4.1% instead of 2.5% + 2.5% at min 3, max 10, 3 rounds; docs/verdicts.md). Interim looks at 99.7%
 keep it at nominal. A cell whose mean sits on the threshold needs infinitely many seeds: it gets
 `max`, unless `futility` is set: a cell needing more than `futility` x `max` seeds then stops."""
 
