@@ -102,6 +102,10 @@ def test_dry_run_of_each_claim_table(workflow_dir, claim):
     # P1-C3 has adaptive replicates in smoke: its experiment's runs table feeds its first round's checkpoint
     tables = {"runs_table": 1, "replicates": 1} if claim == "P1-C3" else {"runs_table": 1}
     assert counts["claim"] == 1 and {k: counts.get(k) for k in tables} == tables and "ledger" not in counts
+    # the tables and round decisions go before any other ready training job (report.smk)
+    blocks = re.split(r"\n(?=(?:rule|checkpoint) \w+:)", out.stdout)
+    priorities = {b.split(":")[0].split()[1]: re.search(r"priority: (\w+)", b) for b in blocks if b.startswith(("rule", "checkpoint"))}
+    assert all(priorities[rule] and priorities[rule][1] == "10" for rule in tables)
 
 
 # P2 on smoke, counted by hand: the resnet14 -> resnet8 pair, 3 seeds per job, one teacher (resnet14

@@ -157,18 +157,25 @@ def _cost_status(table: pd.DataFrame, cost: dict | None) -> pd.DataFrame:
     return table.assign(status=status)
 
 
+def _points(margin: float) -> str:
+    """A margin in the sentence's unit: points, like every table and the ledger (metrics are
+    accuracies stored as fractions; 0.01 in a claim file is 1 point)."""
+    points = 100 * margin
+    return f"{points:g} point{'' if points == 1 else 's'}"
+
+
 def improves_everywhere(runs: pd.DataFrame, test: dict):
     """The treatment beats the control by more than `margin` in every cell."""
     margin = test.get("margin", 0.0)
     table = paired_cells(runs, test, margin)
-    return (table, *verdict_from(table, f"treatment better than control by more than {margin:g}"))
+    return (table, *verdict_from(table, f"treatment better than control by more than {_points(margin)}"))
 
 
 def matches_or_beats(runs: pd.DataFrame, test: dict):
     """Non-inferiority: the treatment is at most `margin` below the control in every cell."""
     margin = test.get("margin", 0.0)
     table = paired_cells(runs, test, -margin)
-    return (table, *verdict_from(table, f"treatment within {margin:g} of control or better"))
+    return (table, *verdict_from(table, f"treatment within {_points(margin)} of control or better"))
 
 
 # -- difference in differences: does raising `factor` help the treatment more? -------------------
@@ -379,7 +386,7 @@ def varies_within(runs: pd.DataFrame, test: dict):
                 }
             )
     table = _judged(rows, test)
-    what = f"{metric} within {tolerance:g} over {', '.join(over)} (pairs of settings)"
+    what = f"{metric} within {_points(tolerance)} over {', '.join(over)} (pairs of settings)"
     return (table, *verdict_from(table, what))
 
 

@@ -42,6 +42,7 @@ def test_settings_within_the_band_are_supported_and_far_apart_are_not():
     assert verdict == "supported"
     _, verdict, why = varies_within(runs({0.5: 0.0, 0.8: 0.0, 0.95: -0.03}, 5, 0.0005), TEST)
     assert verdict == "not supported", why
+    assert "final_acc within 1 point over revise" in why  # the tolerance in points, like the tables
 
 
 def test_a_pair_is_better_exactly_when_its_interval_lies_inside_the_band():

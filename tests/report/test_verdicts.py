@@ -230,6 +230,14 @@ def test_claim_tables_print_points_like_the_ledger(tmp_path):
     assert pd.read_csv(tmp_path / "t.csv")["diff"].iloc[0] == pytest.approx(0.03, abs=0.005)  # the CSV keeps fractions
 
 
+def test_verdict_sentences_state_margins_in_points_like_the_tables():
+    """A margin of 0.01 in the claim file is 1 point; the sentence must not say "within 0.01"."""
+    _, v = evaluate_claim(spec(rule="matches_or_beats", margin=0.01), runs({c: -0.002 for c in CELLS}))
+    assert "within 1 point of control" in v["reason"] and "0.01" not in v["reason"]
+    _, v = evaluate_claim(spec(margin=0.005), runs({c: 0.03 for c in CELLS}))
+    assert "by more than 0.5 points" in v["reason"]
+
+
 def test_p1_claims_test_what_the_paper_claims():
     """P1-C1 is about pruned subsets (no full-data cell); P1-C5 about high pruning (keep <= 0.3):
     an effect that reverses at keep 0.5 does not make it unsupported."""

@@ -1,6 +1,11 @@
 # Aggregation: runs tables, one table + one figure per claim, the claims ledger, the compute
 # summary. Cheap and local; each reads what it needs from the plan (no lists on command lines).
 
+# The runs tables and round decisions that adaptive replicates wait on run as soon as they can:
+# at equal priority Snakemake would start the other ready training jobs first, and a round's
+# added seeds would then queue behind the whole first round of every other claim.
+DECISION_PRIORITY = 10
+
 
 rule runs_table:
     input:
@@ -9,6 +14,7 @@ rule runs_table:
         f"{RESULTS}/runs/{{experiment}}.csv",
     log:
         f"{RESULTS}/logs/runs_table/{{experiment}}.log",
+    priority: DECISION_PRIORITY
     conda:
         "../envs/kdprune.yaml"
     shell:
@@ -35,6 +41,7 @@ rule claim_runs:
         f"{RESULTS}/runs/claims/{{claim}}/round{{round}}.csv",
     log:
         f"{RESULTS}/logs/runs_table/{{claim}}-round{{round}}.log",
+    priority: DECISION_PRIORITY
     conda:
         "../envs/kdprune.yaml"
     shell:
@@ -49,6 +56,7 @@ checkpoint replicates:
         f"{RESULTS}/replicates/{{claim}}/round{{round}}.json",
     log:
         f"{RESULTS}/logs/replicates/{{claim}}-round{{round}}.log",
+    priority: DECISION_PRIORITY
     conda:
         "../envs/kdprune.yaml"
     params:
