@@ -45,7 +45,7 @@ def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
         ax.grid(alpha=0.3)
     teachers = ", ".join(spec["setting"]["teacher"]) or "no"
     grid.figure.suptitle(_title(spec, df, f"{', '.join(spec['setting']['student'])} student, {teachers} teacher"), fontsize=10)
-    grid.figure.tight_layout()
+    grid.tight_layout()  # FacetGrid's: keeps the margin of the legend it placed outside the axes
     return grid.figure
 
 
@@ -115,7 +115,7 @@ def lines(runs: pd.DataFrame, spec: dict) -> plt.Figure:
         if opts.get("log_x"):
             ax.set_xscale("log")
     grid.figure.suptitle(_title(spec, df, opts.get("what", f"accuracy vs {opts['x']}")), fontsize=10)
-    grid.figure.tight_layout()
+    grid.tight_layout()  # FacetGrid's: keeps the margin of the legend it placed outside the axes
     return grid.figure
 
 
