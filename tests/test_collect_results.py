@@ -41,3 +41,28 @@ def test_a_run_of_some_claims_adds_them_to_the_folder(tmp_path):
     merged = pd.read_csv(out / "runs.csv")
     assert set(merged.run_dir) == set(runs.run_dir) and merged.run_dir.is_unique
     assert (out / "README.md").read_text() == (KEPT / "README.md").read_text()  # the author's
+
+
+def run_redraw(results, *claims):
+    script = [sys.executable, str(REPO / "scripts/redraw_figures.py"), "--preset", "subset", "--results", str(results), "--claims", *claims]
+    return subprocess.run(script, capture_output=True, text=True, cwd=REPO)
+
+
+def test_redrawing_a_claim_figure_reads_its_runs_and_its_rounds(tmp_path):
+    """scripts/redraw_figures.py: the figure is drawn again from the claim's committed runs, its
+    rounds' added seeds included, and a claim one of whose runs is missing is refused, not drawn
+    from part of its data."""
+    out = tmp_path / "out"
+    shutil.copytree(KEPT, out)
+    (out / "P2/P2-C1.png").write_bytes(b"the old figure")
+    done = run_redraw(out, "P2-C1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    figure = (out / "P2/P2-C1.png").read_bytes()
+    assert figure.startswith(b"\x89PNG") and len(figure) > 10_000
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in KEPT.iterdir())  # nothing left behind
+
+    runs = pd.read_csv(KEPT / "runs.csv", low_memory=False)
+    added = pd.read_json(KEPT / "replicates/P2-C1/round1.json", typ="series")["metrics"][0].rsplit("/", 1)[0]
+    runs[runs.run_dir != added].to_csv(out / "runs.csv", index=False)  # a run one of its rounds added
+    refused = run_redraw(out, "P2-C1")
+    assert refused.returncode != 0 and "P2-C1: 1 of its 64 runs are not in" in refused.stderr

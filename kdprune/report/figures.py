@@ -3,6 +3,7 @@ titled with its claim, axes with units, a legend, and the number of seeds behind
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -44,9 +45,16 @@ def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
         ax.set_ylabel(_metric_label(metric, df))
         ax.grid(alpha=0.3)
     teachers = ", ".join(spec["setting"]["teacher"]) or "no"
-    grid.figure.suptitle(_title(spec, df, f"{', '.join(spec['setting']['student'])} student, {teachers} teacher"), fontsize=10)
+    _suptitle(grid.figure, _title(spec, df, f"{', '.join(spec['setting']['student'])} student, {teachers} teacher"), fontsize=10)
     grid.tight_layout()  # FacetGrid's: keeps the margin of the legend it placed outside the axes
     return grid.figure
+
+
+def _suptitle(fig: plt.Figure, text: str, fontsize: float) -> None:
+    """The figure's title, each line wrapped to the figure's width (a one-panel figure is narrower
+    than a long claim title: unwrapped, both ends fell outside the image)."""
+    chars_per_line = int(fig.get_figwidth() * 72 / (0.62 * fontsize))  # DejaVu Sans: ~0.55 em a character
+    fig.suptitle("\n".join(textwrap.fill(line, chars_per_line) for line in text.split("\n")), fontsize=fontsize)
 
 
 def _title(spec: dict, runs: pd.DataFrame, what: str) -> str:
@@ -60,8 +68,9 @@ def _title(spec: dict, runs: pd.DataFrame, what: str) -> str:
 METRIC_LABELS = {  # the y axis of a claim's metric (x 100 on every figure)
     "final_acc": "test accuracy (%), final epoch",
     "best_acc": "test accuracy (%), best epoch",
-    "ts_gap": "teacher - student accuracy on the kept images (points)",
-    "agreement_kept": "teacher-student top-1 agreement on the kept images (%)",
+    # two lines: one is longer than a panel is high
+    "ts_gap": "teacher - student accuracy\non the kept images (points)",
+    "agreement_kept": "teacher-student top-1 agreement\non the kept images (%)",
 }
 DISTILLED_ACC = "test accuracy (%), mean of evals"  # P4: a distilled set's final_acc, over its evaluation networks
 
@@ -114,7 +123,7 @@ def lines(runs: pd.DataFrame, spec: dict) -> plt.Figure:
         ax.grid(alpha=0.3)
         if opts.get("log_x"):
             ax.set_xscale("log")
-    grid.figure.suptitle(_title(spec, df, opts.get("what", f"accuracy vs {opts['x']}")), fontsize=10)
+    _suptitle(grid.figure, _title(spec, df, opts.get("what", f"accuracy vs {opts['x']}")), fontsize=10)
     grid.tight_layout()  # FacetGrid's: keeps the margin of the legend it placed outside the axes
     return grid.figure
 
@@ -136,7 +145,7 @@ def alpha_heatmap(runs: pd.DataFrame, spec: dict) -> plt.Figure:
         ax.set_title(f"{sel} (red: best alpha per f)", fontsize=9)
         ax.set_xlabel(AXIS_LABELS["keep"])
         ax.set_ylabel(AXIS_LABELS["alpha"])
-    fig.suptitle(_title(spec, df, "accuracy over KD weight x kept fraction"), fontsize=10)
+    _suptitle(fig, _title(spec, df, "accuracy over KD weight x kept fraction"), fontsize=10)
     return fig
 
 
@@ -184,7 +193,7 @@ def distilled_images(sets: dict[str, dict], title: str) -> plt.Figure:
                     ax.set_title(f"class {classes[c]}", fontsize=7)
             axes[row + r][0].set_ylabel(label if r == 0 else "", fontsize=6, rotation=0, ha="right", va="center")
         row += depth
-    fig.suptitle(title, fontsize=9)
+    _suptitle(fig, title, fontsize=9)
     return fig
 
 
