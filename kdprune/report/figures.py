@@ -53,7 +53,7 @@ def acc_vs_keep(runs: pd.DataFrame, spec: dict) -> plt.Figure:
 def _suptitle(fig: plt.Figure, text: str, fontsize: float) -> None:
     """The figure's title, each line wrapped to the figure's width (a one-panel figure is narrower
     than a long claim title: unwrapped, both ends fell outside the image)."""
-    chars_per_line = int(fig.get_figwidth() * 72 / (0.62 * fontsize))  # DejaVu Sans: ~0.55 em a character
+    chars_per_line = int(fig.get_figwidth() * 72 / (0.62 * fontsize))  # DejaVu Sans averages ~0.55 em a character; 0.62 leaves a margin
     fig.suptitle("\n".join(textwrap.fill(line, chars_per_line) for line in text.split("\n")), fontsize=fontsize)
 
 
